@@ -1,0 +1,115 @@
+import type { AnyClient, ClientArgs, ClientMethods } from "./hub.js";
+import { MessageType, type InvocationMessage } from "./hub-messages.js";
+import type { HubLifetimeManager } from "./lifetime-manager.js";
+import { ALL, type SendTarget } from "./send-target.js";
+
+/** One addressed slice of clients. `send` resolves once the message is queued for every recipient. */
+export interface ClientProxy<TClient extends ClientMethods = AnyClient> {
+  send<K extends keyof TClient & string>(method: K, ...args: ClientArgs<TClient, K>): Promise<void>;
+}
+
+/** Every way to address clients from anywhere (HTTP handlers, timers, jobs, hubs). */
+export interface HubClients<TClient extends ClientMethods = AnyClient> {
+  readonly all: ClientProxy<TClient>;
+  allExcept(connectionIds: readonly string[]): ClientProxy<TClient>;
+  client(connectionId: string): ClientProxy<TClient>;
+  clients(connectionIds: readonly string[]): ClientProxy<TClient>;
+  group(name: string): ClientProxy<TClient>;
+  /** Each connection once, even when it is in several of the groups. */
+  groups(names: readonly string[]): ClientProxy<TClient>;
+  groupExcept(name: string, connectionIds: readonly string[]): ClientProxy<TClient>;
+  /** Every connection of the user. */
+  user(userId: string): ClientProxy<TClient>;
+  users(userIds: readonly string[]): ClientProxy<TClient>;
+}
+
+/** {@link HubClients} plus the forms relative to the calling connection. */
+export interface HubCallerClients<TClient extends ClientMethods = AnyClient> extends HubClients<TClient> {
+  readonly caller: ClientProxy<TClient>;
+  readonly others: ClientProxy<TClient>;
+  othersInGroup(name: string): ClientProxy<TClient>;
+  othersInGroups(names: readonly string[]): ClientProxy<TClient>;
+}
+
+const RESOLVED = Promise.resolve();
+
+/** A target bound to a lifetime manager. One small object per addressing call, none per recipient. */
+class TargetProxy implements ClientProxy<AnyClient> {
+  readonly #manager: HubLifetimeManager;
+  readonly #target: SendTarget;
+
+  constructor(manager: HubLifetimeManager, target: SendTarget) {
+    this.#manager = manager;
+    this.#target = target;
+  }
+
+  send(method: string, ...args: unknown[]): Promise<void> {
+    if (typeof method !== "string" || method.length === 0) {
+      return Promise.reject(new TypeError("The client method name must be a non-empty string."));
+    }
+    const message: InvocationMessage = { type: MessageType.Invocation, target: method, arguments: args };
+    try {
+      const pending = this.#manager.send(this.#target, message);
+      return pending === undefined ? RESOLVED : pending;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
+
+/** The addressing forms available outside a hub invocation (a hub context). */
+export class DefaultHubClients implements HubClients<AnyClient> {
+  readonly all: ClientProxy<AnyClient>;
+  protected readonly manager: HubLifetimeManager;
+
+  constructor(manager: HubLifetimeManager) {
+    this.manager = manager;
+    this.all = new TargetProxy(manager, ALL);
+  }
+
+  allExcept(connectionIds: readonly string[]): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "all", excluded: connectionIds });
+  }
+  client(connectionId: string): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "connection", connectionId });
+  }
+  clients(connectionIds: readonly string[]): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "connections", connectionIds });
+  }
+  group(name: string): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "group", group: name });
+  }
+  groups(names: readonly string[]): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "groups", groups: names });
+  }
+  groupExcept(name: string, connectionIds: readonly string[]): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "group", group: name, excluded: connectionIds });
+  }
+  user(userId: string): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "user", userId });
+  }
+  users(userIds: readonly string[]): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "users", userIds });
+  }
+}
+
+/** The addressing forms of one connection's hub invocations; built once per connection. */
+export class DefaultHubCallerClients extends DefaultHubClients implements HubCallerClients<AnyClient> {
+  readonly caller: ClientProxy<AnyClient>;
+  readonly others: ClientProxy<AnyClient>;
+  readonly #self: readonly string[];
+
+  constructor(manager: HubLifetimeManager, connectionId: string) {
+    super(manager);
+    this.#self = [connectionId];
+    this.caller = new TargetProxy(manager, { kind: "connection", connectionId });
+    this.others = new TargetProxy(manager, { kind: "all", excluded: this.#self });
+  }
+
+  othersInGroup(name: string): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "group", group: name, excluded: this.#self });
+  }
+  othersInGroups(names: readonly string[]): ClientProxy<AnyClient> {
+    return new TargetProxy(this.manager, { kind: "groups", groups: names, excluded: this.#self });
+  }
+}

@@ -1,0 +1,71 @@
+import { randomBytes } from "node:crypto";
+
+/** A new public connection id or secret connection token: 16 CSPRNG bytes, base64url (22 chars). */
+export function newId(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+/** Why a connection token was refused. */
+export type ClaimFailure = "unknown" | "in-use";
+
+interface Entry {
+  readonly connectionId: string;
+  timer: NodeJS.Timeout | undefined;
+  inUse: boolean;
+  /** Who negotiated this token (for binding the token to a principal). */
+  readonly owner: unknown;
+}
+
+/**
+ * Negotiated connection tokens of one hub endpoint (§1.2): a secret token maps to the public id.
+ * A token must be claimed by exactly one transport within `unusedTimeout`, and is forgotten when
+ * its connection ends. Look-ups go through a `Map`, never a plain object.
+ */
+export class ConnectionStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #unusedTimeout: number;
+
+  constructor(unusedTimeout: number) {
+    this.#unusedTimeout = unusedTimeout;
+  }
+
+  /** Creates a pending connection: a public id and its secret token. */
+  create(owner?: unknown): { connectionId: string; connectionToken: string } {
+    const connectionId = newId();
+    const connectionToken = newId();
+    const entry: Entry = { connectionId, timer: undefined, inUse: false, owner };
+    entry.timer = setTimeout(() => this.#entries.delete(connectionToken), this.#unusedTimeout);
+    entry.timer.unref();
+    this.#entries.set(connectionToken, entry);
+    return { connectionId, connectionToken };
+  }
+
+  /** Marks `token` as used by a transport. Unknown or expired → "unknown"; already used → "in-use". */
+  claim(token: string): { connectionId: string; owner: unknown } | ClaimFailure {
+    const entry = this.#entries.get(token);
+    if (entry === undefined) return "unknown";
+    if (entry.inUse) return "in-use";
+    entry.inUse = true;
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    return { connectionId: entry.connectionId, owner: entry.owner };
+  }
+
+  /** Forgets `token` (its connection has ended); a later claim gets "unknown". */
+  release(token: string): void {
+    const entry = this.#entries.get(token);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    this.#entries.delete(token);
+  }
+
+  /** Forgets every token (server shutdown). */
+  clear(): void {
+    for (const entry of this.#entries.values()) clearTimeout(entry.timer);
+    this.#entries.clear();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

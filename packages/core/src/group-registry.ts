@@ -1,0 +1,71 @@
+import { GroupNameError } from "./errors.js";
+
+/** What the registry needs of a connection: its id and its own set of group names. */
+export interface GroupMember {
+  readonly connectionId: string;
+  readonly groups: Set<string>;
+}
+
+/** Throws {@link GroupNameError} unless `name` is a non-empty string. */
+export function checkGroupName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || name.length === 0) throw new GroupNameError();
+}
+
+/**
+ * In-memory groups of one hub, indexed both ways (group → members in a `Map`, member → group
+ * names in the member's own `Set`), so adds, removes, membership tests and sends to a group never
+ * scan all groups or all connections. A group exists from its first member to its last.
+ */
+export class GroupRegistry<T extends GroupMember> {
+  readonly #groups = new Map<string, Set<T>>();
+
+  /** Adds `member` to `group`; adding twice changes nothing. */
+  add(member: T, group: string): void {
+    if (member.groups.has(group)) return;
+    let members = this.#groups.get(group);
+    if (members === undefined) {
+      members = new Set();
+      this.#groups.set(group, members);
+    }
+    members.add(member);
+    member.groups.add(group);
+  }
+
+  /** Removes `member` from `group`; the group disappears with its last member. */
+  remove(member: T, group: string): void {
+    if (!member.groups.delete(group)) return;
+    const members = this.#groups.get(group);
+    if (members === undefined) return;
+    members.delete(member);
+    if (members.size === 0) this.#groups.delete(group);
+  }
+
+  /** Removes `member` from every group it is in (on disconnect): O(groups of the member). */
+  removeAll(member: T): void {
+    for (const group of member.groups) {
+      const members = this.#groups.get(group);
+      if (members === undefined) continue;
+      members.delete(member);
+      if (members.size === 0) this.#groups.delete(group);
+    }
+    member.groups.clear();
+  }
+
+  /** The members of `group`, or `undefined` when it does not exist. Do not mutate. */
+  membersOf(group: string): ReadonlySet<T> | undefined {
+    return this.#groups.get(group);
+  }
+
+  count(group: string): number {
+    return this.#groups.get(group)?.size ?? 0;
+  }
+
+  /** Names of the groups that exist (have at least one member). */
+  names(): IterableIterator<string> {
+    return this.#groups.keys();
+  }
+
+  get size(): number {
+    return this.#groups.size;
+  }
+}

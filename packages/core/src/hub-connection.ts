@@ -1,0 +1,317 @@
+import type { DependencyContainer } from "tsyringe";
+import { InvalidMessageError, MessageTooLargeError, SwitchboardError } from "./errors.js";
+import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeRequest } from "./handshake.js";
+import type { HubCallerContext } from "./hub-caller-context.js";
+import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "./hub-messages.js";
+import type { HubMessageParser, HubProtocol, TransferFormat } from "./hub-protocol.js";
+import type { FlushScheduler } from "./flush-scheduler.js";
+import type { Logger } from "./logger.js";
+import type { ResolvedOptions } from "./options.js";
+import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "./transport.js";
+
+/** What a connection needs from the hub endpoint that owns it. */
+export interface ConnectionHost {
+  readonly options: ResolvedOptions;
+  readonly scheduler: FlushScheduler;
+  readonly logger: Logger;
+  /** Index of the protocol named `name` in `options.protocols`, or -1. */
+  protocolIndex(name: string): number;
+  /** The Ping record of the protocol at `index`, encoded once. */
+  pingRecord(index: number): SerializedRecord;
+  /** The handshake succeeded: register the connection and run `onConnected`. */
+  connected(connection: HubConnection): void;
+  /** Runs one hub method invocation (including its Completion, if one is due). */
+  invoke(connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void>;
+  /** The connection has ended: unregister it and run `onDisconnected` once. */
+  ended(connection: HubConnection, error: Error | undefined): void;
+}
+
+const HANDSHAKING = 0;
+const CONNECTED = 1;
+const CLOSED = 2;
+
+/** Close text for errors that end a connection (ASP.NET's wording, §4.6). */
+export const CONNECTION_ERROR_TEXT = "Connection closed with an error.";
+const HANDSHAKE_RECORD = new SerializedRecord(handshakeSuccess());
+
+/**
+ * One client connection to one hub: handshake, parsing, the invocation queue, the coalescing
+ * outbox, keep-alive bookkeeping and closing. The transport feeds it through {@link ConnectionHandle}.
+ */
+export class HubConnection implements ConnectionHandle {
+  readonly connectionId: string;
+  readonly request: ConnectionRequest;
+  readonly transport: TransportConnection;
+  readonly container: DependencyContainer;
+  readonly items = new Map<unknown, unknown>();
+  /** Names of the groups this connection is in (maintained by the group registry). */
+  readonly groups = new Set<string>();
+  userIdentifier: string | null = null;
+  protocol: HubProtocol | undefined;
+  protocolIndex = -1;
+  /** Set by sends that deduplicate recipients (e.g. several groups); see the lifetime manager. */
+  sendStamp = 0;
+  lastSentAt = 0;
+  lastReceivedAt = 0;
+  /** Per-connection objects handed to hubs; created once by the endpoint after the handshake. */
+  callerContext!: HubCallerContext;
+  callerClients: unknown;
+
+  readonly #host: ConnectionHost;
+  #state = HANDSHAKING;
+  #format: TransferFormat = "text";
+  #handshake: HandshakeReader | undefined;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #parser: HubMessageParser | undefined;
+  readonly #outbox: SerializedRecord[] = [];
+  #outboxCount = 0;
+  #outboxBytes = 0;
+  #flushScheduled = false;
+  #running = 0;
+  readonly #waiting: (InvocationMessage | StreamInvocationMessage)[] = [];
+  #paused = false;
+  #closeMessageSent = false;
+  readonly #onMessage = (message: HubMessage): void => this.#dispatch(message);
+  readonly #onInvocationDone = (): void => this.#invocationDone();
+
+  constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, container: DependencyContainer) {
+    this.#host = host;
+    this.connectionId = connectionId;
+    this.transport = transport;
+    this.request = request;
+    this.container = container;
+    this.#handshake = new HandshakeReader(host.options.maxMessageSize);
+    this.#handshakeTimer = setTimeout(() => this.#handshakeFailed("Handshake was canceled."), host.options.handshakeTimeout);
+    this.lastReceivedAt = this.lastSentAt = Date.now();
+  }
+
+  get connected(): boolean {
+    return this.#state === CONNECTED;
+  }
+
+  get closed(): boolean {
+    return this.#state === CLOSED;
+  }
+
+  // ---- receive ---------------------------------------------------------------------------
+
+  receive(data: Uint8Array): void {
+    if (this.#state === CLOSED) return;
+    try {
+      if (this.#state === HANDSHAKING) {
+        const done = this.#handshake!.read(data);
+        if (done === undefined) return;
+        if (!this.#acceptHandshake(done.request)) return;
+        if (done.rest.length === 0) return;
+        data = done.rest;
+      }
+      this.#parser!.parse(data, this.#onMessage);
+    } catch (error) {
+      this.#protocolFault(error);
+    }
+  }
+
+  #acceptHandshake(request: HandshakeRequest): boolean {
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    this.#handshake = undefined;
+    const index = this.#host.protocolIndex(request.protocol);
+    if (index === -1) return this.#handshakeFailed(`The protocol '${request.protocol}' is not supported.`);
+    const protocol = this.#host.options.protocols[index]!;
+    if (request.version < 1 || request.version > protocol.version) {
+      return this.#handshakeFailed(`The server does not support version ${request.version} of the '${protocol.name}' protocol.`);
+    }
+    if (!this.transport.transferFormats.includes(protocol.transferFormat)) {
+      const format = protocol.transferFormat === "text" ? "Text" : "Binary";
+      return this.#handshakeFailed(`Cannot use the '${protocol.name}' protocol on the current transport. The transport does not support '${format}' transfer format.`);
+    }
+    this.protocol = protocol;
+    this.protocolIndex = index;
+    this.#format = protocol.transferFormat;
+    this.#parser = protocol.createParser(this.#host.options);
+    this.#state = CONNECTED;
+    this.lastReceivedAt = Date.now(); // the client timeout is armed here, not at the first Ping
+    this.#writeNow(HANDSHAKE_RECORD);
+    this.#host.connected(this);
+    return true;
+  }
+
+  #handshakeFailed(text: string): false {
+    if (this.#state !== HANDSHAKING) return false;
+    clearTimeout(this.#handshakeTimer);
+    this.#host.logger.debug({ connectionId: this.connectionId, reason: text }, "Handshake failed.");
+    this.transport.write([new SerializedRecord(handshakeError(text))], 1, "text");
+    this.#state = CLOSED;
+    this.transport.close();
+    this.#host.ended(this, undefined);
+    return false;
+  }
+
+  #protocolFault(error: unknown): void {
+    if (this.#state === HANDSHAKING) {
+      const tooLarge = error instanceof MessageTooLargeError;
+      this.#handshakeFailed(tooLarge ? "Handshake was canceled." : "An unexpected error occurred during connection handshake.");
+      return;
+    }
+    const detail = error instanceof MessageTooLargeError ? ` ${error.message}` : "";
+    const known = error instanceof SwitchboardError;
+    this.#host.logger[known ? "debug" : "error"]({ connectionId: this.connectionId, err: error }, "Closing a connection after bad data.");
+    this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT + detail, allowReconnect: true }, error instanceof Error ? error : undefined);
+  }
+
+  #dispatch(message: HubMessage): void {
+    if (this.#state !== CONNECTED) return;
+    this.lastReceivedAt = Date.now();
+    switch (message.type) {
+      case MessageType.Invocation:
+      case MessageType.StreamInvocation:
+        if (message.invocationId !== undefined && message.invocationId.length > this.#host.options.maxInvocationIdLength) {
+          throw new InvalidMessageError("The invocation id is too long.");
+        }
+        this.#enqueueInvocation(message);
+        return;
+      case MessageType.Close:
+        // The client is leaving: no Close is sent back (§4.6).
+        this.#closeMessageSent = true;
+        this.#end(message.error !== undefined ? new Error(message.error) : undefined);
+        return;
+      default:
+        // Ping only resets the timeout. Completions, stream items and cancellations for ids the
+        // server does not know are ignored (§4.4), as are Ack/Sequence outside stateful reconnect.
+        return;
+    }
+  }
+
+  // ---- invocation queue (maxParallelInvocations, receive-side back-pressure) -------------
+
+  #enqueueInvocation(message: InvocationMessage | StreamInvocationMessage): void {
+    if (this.#running < this.#host.options.maxParallelInvocations) {
+      this.#start(message);
+      return;
+    }
+    this.#waiting.push(message);
+    if (!this.#paused && this.#waiting.length >= this.#host.options.maxQueuedInvocations) {
+      this.#paused = true;
+      this.transport.pause();
+    }
+  }
+
+  #start(message: InvocationMessage | StreamInvocationMessage): void {
+    this.#running++;
+    this.#host.invoke(this, message).then(this.#onInvocationDone, this.#onInvocationDone);
+  }
+
+  #invocationDone(): void {
+    this.#running--;
+    if (this.#state === CLOSED) return;
+    const next = this.#waiting.shift();
+    if (next !== undefined) this.#start(next);
+    if (this.#paused && this.#waiting.length < this.#host.options.maxQueuedInvocations / 2) {
+      this.#paused = false;
+      this.transport.resume();
+    }
+  }
+
+  // ---- send ------------------------------------------------------------------------------
+
+  /**
+   * Queues one record for this connection; queued records go out together at the end of the
+   * event-loop turn, in order. A connection whose unsent bytes would pass `maxBufferedBytes` is
+   * closed as a slow consumer instead: the send never waits for it.
+   */
+  enqueue(record: SerializedRecord): void {
+    if (this.#state !== CONNECTED) return;
+    const size = record.bytes.length;
+    if (this.transport.bufferedAmount + this.#outboxBytes + size > this.#host.options.maxBufferedBytes) {
+      this.#slowConsumer();
+      return;
+    }
+    this.#outbox[this.#outboxCount++] = record;
+    this.#outboxBytes += size;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#host.scheduler.schedule(this);
+    }
+  }
+
+  /** Writes everything queued as one transport message. Called by the flush scheduler. */
+  flush(): void {
+    this.#flushScheduled = false;
+    const count = this.#outboxCount;
+    if (count === 0) return;
+    this.#outboxCount = 0;
+    this.#outboxBytes = 0;
+    if (this.#state !== CLOSED) {
+      this.transport.write(this.#outbox, count, this.#format);
+      this.lastSentAt = Date.now();
+    }
+    for (let i = 0; i < count; i++) this.#outbox[i] = undefined as unknown as SerializedRecord;
+  }
+
+  #writeNow(record: SerializedRecord): void {
+    this.#outbox[this.#outboxCount++] = record;
+    this.#outboxBytes += record.bytes.length;
+    this.flush();
+  }
+
+  #slowConsumer(): void {
+    this.#host.logger.warn({ connectionId: this.connectionId, maxBufferedBytes: this.#host.options.maxBufferedBytes }, "Closing a slow consumer.");
+    // The Close message goes out even past the cap: it is tiny and tells the client why.
+    this.close({ type: MessageType.Close, error: `${CONNECTION_ERROR_TEXT} The client did not read its messages fast enough.`, allowReconnect: true }, new SwitchboardError("SB_ERR_LIMIT_BUFFERED_BYTES", "Slow consumer."));
+  }
+
+  /** Sends a Ping when nothing was sent for `keepAliveInterval`; closes a client silent for `clientTimeout`. */
+  tick(now: number): void {
+    if (this.#state !== CONNECTED) return;
+    if (now - this.lastReceivedAt >= this.#host.options.clientTimeout) {
+      this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT, allowReconnect: true }, new Error("Client timeout."));
+      return;
+    }
+    if (now - this.lastSentAt >= this.#host.options.keepAliveInterval && this.#outboxCount === 0) {
+      this.enqueue(this.#host.pingRecord(this.protocolIndex));
+    }
+  }
+
+  // ---- close -----------------------------------------------------------------------------
+
+  /**
+   * Sends `message` (a Close) after what is already queued, then closes the transport. The
+   * connection counts as ended at once; `onDisconnected` runs once.
+   */
+  close(message: CloseMessage, error?: Error): void {
+    if (this.#state === CLOSED) return;
+    if (this.#state === CONNECTED && !this.#closeMessageSent && this.protocol !== undefined) {
+      this.#closeMessageSent = true;
+      let record: SerializedRecord | undefined;
+      try {
+        record = new SerializedRecord(this.protocol.write(message));
+      } catch (cause) {
+        this.#host.logger.error({ err: cause }, "The Close message could not be encoded.");
+      }
+      if (record !== undefined) this.#writeNow(record);
+      else this.flush();
+    }
+    this.#end(error);
+  }
+
+  /** The transport reports it has closed. */
+  transportClosed(error?: Error): void {
+    if (this.#state === HANDSHAKING) {
+      clearTimeout(this.#handshakeTimer);
+      this.#state = CLOSED;
+      this.#host.ended(this, error);
+      return;
+    }
+    this.#end(error);
+  }
+
+  #end(error: Error | undefined): void {
+    if (this.#state === CLOSED) return;
+    clearTimeout(this.#handshakeTimer);
+    this.#state = CLOSED;
+    this.#waiting.length = 0;
+    this.#outboxCount = 0;
+    this.transport.close();
+    this.#host.ended(this, error);
+  }
+}

@@ -1,0 +1,109 @@
+import "reflect-metadata";
+import { HubDefinitionError } from "./errors.js";
+import { Hub, hubPathOf, kMethodName, kNotHubMethod, type HubClass } from "./hub.js";
+
+/** How an argument is checked before the method runs (from emitted `design:paramtypes`). */
+export type ParameterKind = "number" | "string" | "boolean" | "array" | "any";
+
+/** One invocable hub method, found once at startup. */
+export interface HubMethodDescriptor {
+  /** The name clients invoke (as declared; matched case-insensitively). */
+  readonly name: string;
+  readonly invoke: (...args: unknown[]) => unknown;
+  /** Exact argument count required. */
+  readonly parameterCount: number;
+  /** Per-argument checks, when the method was decorated (so TypeScript emitted its types). */
+  readonly parameters: readonly ParameterKind[] | undefined;
+}
+
+/** The dispatch table of a hub class. */
+export interface HubDescriptor {
+  readonly hubClass: HubClass;
+  readonly name: string;
+  readonly path: string;
+  /** Lower-cased public name → method. A `Map`, so client strings never reach `Object.prototype`. */
+  readonly methods: ReadonlyMap<string, HubMethodDescriptor>;
+  readonly hasOnConnected: boolean;
+  readonly hasOnDisconnected: boolean;
+}
+
+const LIFECYCLE = new Set(["constructor", "onConnected", "onDisconnected"]);
+
+function kindOf(type: unknown): ParameterKind {
+  if (type === Number) return "number";
+  if (type === String) return "string";
+  if (type === Boolean) return "boolean";
+  if (type === Array) return "array";
+  return "any";
+}
+
+/** Builds the dispatch table of a `@Hub` class, walking its prototype chain up to `Hub`. */
+export function describeHub(hubClass: HubClass, path = hubPathOf(hubClass)): HubDescriptor {
+  if (typeof hubClass !== "function") throw new HubDefinitionError("A hub must be a class.");
+  if (path === undefined) {
+    throw new HubDefinitionError(`Hub '${hubClass.name}' has no path: decorate it with @Hub("/path").`);
+  }
+  const methods = new Map<string, HubMethodDescriptor>();
+  const seen = new Set<string>();
+  const hidden = new Set<string | symbol>();
+  for (let proto = hubClass.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
+    const hiddenHere: Set<string | symbol> | undefined = Object.hasOwn(proto, kNotHubMethod) ? proto[kNotHubMethod] : undefined;
+    hiddenHere?.forEach((key) => hidden.add(key));
+    const renamed: Map<string | symbol, string> | undefined = Object.hasOwn(proto, kMethodName) ? proto[kMethodName] : undefined;
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      if (LIFECYCLE.has(key) || seen.has(key)) continue;
+      seen.add(key); // a subclass's override shadows the base method
+      const property = Object.getOwnPropertyDescriptor(proto, key)!;
+      if (typeof property.value !== "function" || hidden.has(key)) continue;
+      const name = renamed?.get(key) ?? key;
+      const lower = name.toLowerCase();
+      if (methods.has(lower)) {
+        throw new HubDefinitionError(`Hub '${hubClass.name}' has two methods named '${name}' (names are case-insensitive).`);
+      }
+      const types = Reflect.getMetadata("design:paramtypes", proto, key) as unknown[] | undefined;
+      const fn = property.value as (...args: unknown[]) => unknown;
+      methods.set(lower, {
+        name,
+        invoke: fn,
+        parameterCount: types ? types.length : fn.length,
+        parameters: types?.map(kindOf),
+      });
+    }
+  }
+  const prototype = hubClass.prototype as Record<string, unknown>;
+  return {
+    hubClass,
+    name: hubClass.name,
+    path,
+    methods,
+    hasOnConnected: typeof prototype.onConnected === "function",
+    hasOnDisconnected: typeof prototype.onDisconnected === "function",
+  };
+}
+
+/** True when `args` fit the method's declared parameters. */
+export function argumentsMatch(method: HubMethodDescriptor, args: readonly unknown[]): boolean {
+  if (args.length !== method.parameterCount) return false;
+  const kinds = method.parameters;
+  if (kinds === undefined) return true;
+  for (let i = 0; i < kinds.length; i++) {
+    const value = args[i];
+    switch (kinds[i]) {
+      case "number":
+        if (typeof value !== "number" || !Number.isFinite(value)) return false;
+        break;
+      case "string":
+        if (typeof value !== "string") return false;
+        break;
+      case "boolean":
+        if (typeof value !== "boolean") return false;
+        break;
+      case "array":
+        if (!Array.isArray(value)) return false;
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
+}

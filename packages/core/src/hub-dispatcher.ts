@@ -1,0 +1,107 @@
+import { DependencyResolutionError, HubError } from "./errors.js";
+import type { Hub } from "./hub.js";
+import { argumentsMatch, type HubDescriptor } from "./hub-descriptor.js";
+import type { HubConnection } from "./hub-connection.js";
+import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "./hub-messages.js";
+import type { GroupManager } from "./group-manager.js";
+import type { Logger } from "./logger.js";
+import { SerializedRecord } from "./transport.js";
+
+/** The texts clients see (ASP.NET's, §7.3), so existing client code and tests keep working. */
+export const ErrorText = {
+  unexpected: (target: string) => `An unexpected error occurred invoking '${target}' on the server.`,
+  unknownMethod: (target: string) => `Unknown hub method '${target}'`,
+  binding: (target: string) => `Failed to invoke '${target}' due to an error on the server.`,
+  streamingMismatch: (target: string) => `The client attempted to invoke the non-streaming '${target}' method with a streaming invocation.`,
+} as const;
+
+/** What the dispatcher needs from its hub endpoint. */
+export interface DispatchContext {
+  readonly descriptor: HubDescriptor;
+  readonly groupManager: GroupManager;
+  readonly logger: Logger;
+  readonly detailedErrors: boolean;
+}
+
+/** Builds the error text a client sees for an exception thrown by a hub method. */
+export function invocationErrorText(target: string, error: unknown, detailed: boolean): string {
+  if (error instanceof HubError) return error.message;
+  if (!detailed) return ErrorText.unexpected(target);
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : safeString(error);
+  return `${ErrorText.unexpected(target)} ${detail}`;
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return typeof value;
+  }
+}
+
+/** Creates a hub instance for one call and gives it the connection's context, clients and groups. */
+export function activateHub(context: DispatchContext, connection: HubConnection): Hub<any> {
+  let hub: Hub<any>;
+  try {
+    hub = connection.container.resolve(context.descriptor.hubClass);
+  } catch (cause) {
+    throw new DependencyResolutionError(`Hub '${context.descriptor.name}' could not be constructed: ${(cause as Error)?.message ?? cause}`, { cause });
+  }
+  hub.context = connection.callerContext;
+  hub.clients = connection.callerClients as Hub<any>["clients"];
+  hub.groups = context.groupManager;
+  return hub;
+}
+
+function complete(connection: HubConnection, context: DispatchContext, message: CompletionMessage): void {
+  const protocol = connection.protocol!;
+  let bytes: Uint8Array;
+  try {
+    bytes = protocol.write(message);
+  } catch (error) {
+    // The result could not be encoded (e.g. a BigInt in JSON): the caller still gets an answer.
+    context.logger.error({ connectionId: connection.connectionId, err: error }, "A hub method result could not be encoded.");
+    bytes = protocol.write({ type: MessageType.Completion, invocationId: message.invocationId, error: "The hub method result could not be serialized." });
+  }
+  connection.enqueue(new SerializedRecord(bytes));
+}
+
+/** Answers a failed invocation with an error Completion, unless it was sent without an id. */
+function fail(context: DispatchContext, connection: HubConnection, id: string | undefined, error: string): void {
+  if (id !== undefined && id !== "") complete(connection, context, { type: MessageType.Completion, invocationId: id, error });
+}
+
+/**
+ * Runs one client invocation: finds the method (case-insensitively, through a `Map`), checks the
+ * arguments, resolves a hub instance from the connection's DI scope, calls it and answers with
+ * exactly one Completion when the client sent an invocation id (and nothing otherwise).
+ */
+export async function dispatchInvocation(context: DispatchContext, connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void> {
+  const id = message.invocationId;
+  const target = message.target;
+  const method = context.descriptor.methods.get(target.toLowerCase());
+  if (method === undefined) {
+    context.logger.debug({ connectionId: connection.connectionId, target }, "Unknown hub method.");
+    return fail(context, connection, id, ErrorText.unknownMethod(target));
+  }
+  if (message.type === MessageType.StreamInvocation) return fail(context, connection, id, ErrorText.streamingMismatch(target));
+  if ((message.streamIds !== undefined && message.streamIds.length > 0) || !argumentsMatch(method, message.arguments)) {
+    context.logger.debug({ connectionId: connection.connectionId, target }, "Hub method arguments do not match its parameters.");
+    return fail(context, connection, id, ErrorText.binding(target));
+  }
+  let result: unknown;
+  try {
+    const hub = activateHub(context, connection);
+    result = method.invoke.apply(hub, message.arguments as unknown[]);
+    if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") {
+      result = await result;
+    }
+  } catch (error) {
+    const level = error instanceof HubError ? "debug" : "error";
+    context.logger[level]({ connectionId: connection.connectionId, hub: context.descriptor.name, target, err: error }, "Hub method failed.");
+    return fail(context, connection, id, invocationErrorText(target, error, context.detailedErrors));
+  }
+  if (id !== undefined && id !== "") {
+    complete(connection, context, { type: MessageType.Completion, invocationId: id, hasResult: true, result: result === undefined ? null : result });
+  }
+}

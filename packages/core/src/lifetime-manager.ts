@@ -1,0 +1,161 @@
+import { GroupRegistry, checkGroupName } from "./group-registry.js";
+import type { HubConnection } from "./hub-connection.js";
+import type { InvocationMessage } from "./hub-messages.js";
+import type { HubProtocol } from "./hub-protocol.js";
+import type { Logger } from "./logger.js";
+import type { SendTarget } from "./send-target.js";
+import { SerializedMessage } from "./serialized-message.js";
+
+/**
+ * Tracks the connections of one hub and delivers messages to any slice of them. This in-memory
+ * manager answers synchronously; a backplane implementation returns promises (hence
+ * `T | Promise<T>`).
+ */
+export interface HubLifetimeManager {
+  onConnected(connection: HubConnection): void | Promise<void>;
+  onDisconnected(connection: HubConnection): void | Promise<void>;
+  send(target: SendTarget, message: InvocationMessage): void | Promise<void>;
+  addToGroup(connectionId: string, group: string): void | Promise<void>;
+  removeFromGroup(connectionId: string, group: string): void | Promise<void>;
+}
+
+/** Sets above this size are checked through a `Set` built once per send, smaller ones by scanning. */
+const EXCLUDED_SCAN_LIMIT = 8;
+
+let stamp = 0;
+
+/**
+ * The in-memory lifetime manager: connections by id, users by id, groups both ways. A send walks
+ * only its recipients, encodes once per protocol present among them, and queues the same record
+ * on every recipient (no per-recipient allocation).
+ */
+export class DefaultHubLifetimeManager implements HubLifetimeManager {
+  readonly connections = new Map<string, HubConnection>();
+  readonly groups = new GroupRegistry<HubConnection>();
+  readonly #users = new Map<string, Set<HubConnection>>();
+  readonly #protocols: readonly HubProtocol[];
+  readonly #logger: Logger;
+
+  constructor(protocols: readonly HubProtocol[], logger: Logger) {
+    this.#protocols = protocols;
+    this.#logger = logger;
+  }
+
+  onConnected(connection: HubConnection): void {
+    this.connections.set(connection.connectionId, connection);
+    const user = connection.userIdentifier;
+    if (user !== null) {
+      let set = this.#users.get(user);
+      if (set === undefined) this.#users.set(user, (set = new Set()));
+      set.add(connection);
+    }
+  }
+
+  onDisconnected(connection: HubConnection): void {
+    if (this.connections.get(connection.connectionId) !== connection) return;
+    this.connections.delete(connection.connectionId);
+    this.groups.removeAll(connection);
+    const user = connection.userIdentifier;
+    if (user !== null) {
+      const set = this.#users.get(user);
+      if (set !== undefined && set.delete(connection) && set.size === 0) this.#users.delete(user);
+    }
+  }
+
+  addToGroup(connectionId: string, group: string): void {
+    checkGroupName(group);
+    const connection = this.connections.get(connectionId);
+    if (connection !== undefined && connection.connected) this.groups.add(connection, group);
+  }
+
+  removeFromGroup(connectionId: string, group: string): void {
+    checkGroupName(group);
+    const connection = this.connections.get(connectionId);
+    if (connection !== undefined) this.groups.remove(connection, group);
+  }
+
+  /** The connections of `userId` (empty when none). */
+  userConnections(userId: string): ReadonlySet<HubConnection> | undefined {
+    return this.#users.get(userId);
+  }
+
+  send(target: SendTarget, message: InvocationMessage): void {
+    const serialized = new SerializedMessage(message, this.#protocols, this.#logger);
+    switch (target.kind) {
+      case "all":
+        this.#deliverAll(this.connections.values(), serialized, target.excluded);
+        return;
+      case "connection": {
+        const connection = this.connections.get(target.connectionId);
+        if (connection !== undefined) deliver(connection, serialized);
+        return;
+      }
+      case "connections": {
+        const current = ++stamp;
+        for (const id of target.connectionIds) {
+          const connection = this.connections.get(id);
+          if (connection === undefined || connection.sendStamp === current) continue;
+          connection.sendStamp = current;
+          deliver(connection, serialized);
+        }
+        return;
+      }
+      case "group": {
+        checkGroupName(target.group);
+        const members = this.groups.membersOf(target.group);
+        if (members !== undefined) this.#deliverAll(members.values(), serialized, target.excluded);
+        return;
+      }
+      case "groups": {
+        // A connection in several of the groups receives the message once.
+        const current = ++stamp;
+        const excluded = target.excluded !== undefined && target.excluded.length > 0 ? target.excluded : undefined;
+        for (const group of target.groups) {
+          checkGroupName(group);
+          const members = this.groups.membersOf(group);
+          if (members === undefined) continue;
+          for (const connection of members) {
+            if (connection.sendStamp === current) continue;
+            connection.sendStamp = current;
+            if (excluded === undefined || !excluded.includes(connection.connectionId)) deliver(connection, serialized);
+          }
+        }
+        return;
+      }
+      case "user": {
+        const set = this.#users.get(target.userId);
+        if (set !== undefined) for (const connection of set) deliver(connection, serialized);
+        return;
+      }
+      case "users": {
+        const current = ++stamp;
+        for (const user of target.userIds) {
+          const set = this.#users.get(user);
+          if (set === undefined) continue;
+          for (const connection of set) {
+            if (connection.sendStamp === current) continue;
+            connection.sendStamp = current;
+            deliver(connection, serialized);
+          }
+        }
+        return;
+      }
+    }
+  }
+
+  #deliverAll(connections: IterableIterator<HubConnection>, serialized: SerializedMessage, excluded: readonly string[] | undefined): void {
+    if (excluded === undefined || excluded.length === 0) {
+      for (const connection of connections) deliver(connection, serialized);
+    } else if (excluded.length <= EXCLUDED_SCAN_LIMIT) {
+      for (const connection of connections) if (!excluded.includes(connection.connectionId)) deliver(connection, serialized);
+    } else {
+      const skip = new Set(excluded);
+      for (const connection of connections) if (!skip.has(connection.connectionId)) deliver(connection, serialized);
+    }
+  }
+}
+
+function deliver(connection: HubConnection, serialized: SerializedMessage): void {
+  const record = serialized.recordFor(connection.protocolIndex);
+  if (record !== null) connection.enqueue(record);
+}

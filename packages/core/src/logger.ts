@@ -1,0 +1,33 @@
+/**
+ * The logging interface the server writes to. Its shape is pino's `(object, message)` form, so a
+ * pino instance can be passed as is. Connection tokens and access tokens are never logged.
+ */
+export interface Logger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+/** A logger that writes one JSON line per entry to stderr, at `level` and above. */
+export function consoleLogger(level: LogLevel = "warn"): Logger {
+  const min = RANK[level];
+  const write = (at: LogLevel, fields: object, message: string): void => {
+    if (RANK[at] < min) return;
+    const entry: Record<string, unknown> = { level: at, time: Date.now(), msg: message };
+    for (const [key, value] of Object.entries(fields)) {
+      entry[key] = value instanceof Error ? { name: value.name, message: value.message } : value;
+    }
+    process.stderr.write(`${JSON.stringify(entry)}\n`);
+  };
+  return {
+    debug: (fields, message) => write("debug", fields, message),
+    info: (fields, message) => write("info", fields, message),
+    warn: (fields, message) => write("warn", fields, message),
+    error: (fields, message) => write("error", fields, message),
+  };
+}

@@ -1,0 +1,100 @@
+import type { DependencyContainer } from "tsyringe";
+import { OptionsError } from "./errors.js";
+import type { HubProtocol } from "./hub-protocol.js";
+import { consoleLogger, type Logger } from "./logger.js";
+import type { HubClass } from "./hub.js";
+import type { ConnectionRequest } from "./transport.js";
+
+/** The facts a `userIdProvider` sees about a connecting client. */
+export interface UserIdContext {
+  readonly connectionId: string;
+  readonly request: ConnectionRequest;
+}
+
+/** Options of a {@link SwitchboardServer}. Every limit has a safe default; times are milliseconds, sizes bytes. */
+export interface ServerOptions {
+  /** Hub protocols offered to clients (at least one), e.g. `new JsonHubProtocol()`. */
+  readonly protocols: readonly HubProtocol[];
+  /** Hub classes to serve (each decorated with `@Hub(path)`); more can be added with `addHub`. */
+  readonly hubs?: readonly HubClass[];
+  /** Parent DI container; the server works in a child of it. Default: tsyringe's root container. */
+  readonly container?: DependencyContainer;
+  /** Send a Ping when nothing was sent for this long. Default 15 000. */
+  readonly keepAliveInterval?: number;
+  /** Close a connection that sent no complete message for this long, armed at the handshake. Default 30 000. */
+  readonly clientTimeout?: number;
+  /** Time allowed for the handshake after the transport opens. Default 15 000. */
+  readonly handshakeTimeout?: number;
+  /** Largest incoming hub message (and handshake); larger closes that connection. Default 32 768. */
+  readonly maxMessageSize?: number;
+  /** Deepest nesting of arrays/objects in an incoming message. Default 64. */
+  readonly maxDepth?: number;
+  /** Unsent bytes allowed per connection before it is closed as a slow consumer. Default 1 MiB. */
+  readonly maxBufferedBytes?: number;
+  /** Longest accepted invocation id. Default 256. */
+  readonly maxInvocationIdLength?: number;
+  /** Hub method calls of one connection that run at the same time; more wait in order. Default 1. */
+  readonly maxParallelInvocations?: number;
+  /** Waiting calls per connection before the transport stops reading from it. Default 64. */
+  readonly maxQueuedInvocations?: number;
+  /** Negotiated connection tokens that are not used within this time expire. Default 15 000. */
+  readonly unusedTokenTimeout?: number;
+  /** Send exception messages (never stacks) to clients. Default false. */
+  readonly detailedErrors?: boolean;
+  /** Maps a connection to its user identifier (for `clients.user(id)`). Default: none (null). */
+  readonly userIdProvider?: (context: UserIdContext) => string | null | undefined;
+  /** Where the server logs. Default: JSON lines on stderr at level "warn". */
+  readonly logger?: Logger;
+}
+
+/** {@link ServerOptions} with every default applied. */
+export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "userIdProvider">> {
+  readonly userIdProvider: ServerOptions["userIdProvider"];
+}
+
+export const DEFAULTS = {
+  keepAliveInterval: 15_000,
+  clientTimeout: 30_000,
+  handshakeTimeout: 15_000,
+  maxMessageSize: 32 * 1024,
+  maxDepth: 64,
+  maxBufferedBytes: 1024 * 1024,
+  maxInvocationIdLength: 256,
+  maxParallelInvocations: 1,
+  maxQueuedInvocations: 64,
+  unusedTokenTimeout: 15_000,
+  detailedErrors: false,
+} as const;
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new OptionsError(`Option '${name}' must be a positive number, got ${value}.`);
+  return value;
+}
+
+/** Applies defaults and rejects impossible combinations. */
+export function resolveOptions(options: ServerOptions): ResolvedOptions {
+  const protocols = options.protocols ?? [];
+  if (protocols.length === 0) throw new OptionsError("Option 'protocols' needs at least one hub protocol.");
+  const names = new Set<string>();
+  for (const protocol of protocols) {
+    if (names.has(protocol.name)) throw new OptionsError(`Hub protocol '${protocol.name}' is registered twice.`);
+    names.add(protocol.name);
+  }
+  const resolved: ResolvedOptions = {
+    protocols,
+    keepAliveInterval: positive("keepAliveInterval", options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
+    clientTimeout: positive("clientTimeout", options.clientTimeout ?? DEFAULTS.clientTimeout),
+    handshakeTimeout: positive("handshakeTimeout", options.handshakeTimeout ?? DEFAULTS.handshakeTimeout),
+    maxMessageSize: positive("maxMessageSize", options.maxMessageSize ?? DEFAULTS.maxMessageSize),
+    maxDepth: positive("maxDepth", options.maxDepth ?? DEFAULTS.maxDepth),
+    maxBufferedBytes: positive("maxBufferedBytes", options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
+    maxInvocationIdLength: positive("maxInvocationIdLength", options.maxInvocationIdLength ?? DEFAULTS.maxInvocationIdLength),
+    maxParallelInvocations: positive("maxParallelInvocations", options.maxParallelInvocations ?? DEFAULTS.maxParallelInvocations),
+    maxQueuedInvocations: positive("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
+    unusedTokenTimeout: positive("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
+    detailedErrors: options.detailedErrors ?? DEFAULTS.detailedErrors,
+    userIdProvider: options.userIdProvider,
+    logger: options.logger ?? consoleLogger(),
+  };
+  return resolved;
+}

@@ -1,0 +1,42 @@
+import type { HubMessage } from "./hub-messages.js";
+import type { HubProtocol } from "./hub-protocol.js";
+import type { Logger } from "./logger.js";
+import { SerializedRecord } from "./transport.js";
+
+/**
+ * One outgoing message and its encodings, one slot per registered protocol. A slot is filled the
+ * first time a recipient speaking that protocol needs it, so a send encodes once per protocol
+ * present among its recipients and never once per recipient.
+ */
+export class SerializedMessage {
+  readonly message: HubMessage;
+  /** `undefined`: not encoded yet; `null`: this protocol could not encode the message. */
+  readonly #records: (SerializedRecord | null | undefined)[];
+  readonly #protocols: readonly HubProtocol[];
+  readonly #logger: Logger;
+
+  constructor(message: HubMessage, protocols: readonly HubProtocol[], logger: Logger) {
+    this.message = message;
+    this.#protocols = protocols;
+    this.#logger = logger;
+    this.#records = new Array(protocols.length);
+  }
+
+  /** The record for the protocol at `index`, or `null` when the message cannot be encoded in it. */
+  recordFor(index: number): SerializedRecord | null {
+    const cached = this.#records[index];
+    if (cached !== undefined) return cached;
+    const protocol = this.#protocols[index]!;
+    let record: SerializedRecord | null;
+    try {
+      record = new SerializedRecord(protocol.write(this.message));
+    } catch (error) {
+      // E.g. a BigInt for JSON or a value nested too deeply for MessagePack: only the recipients
+      // speaking this protocol miss the message; the others still get it.
+      this.#logger.error({ protocol: protocol.name, err: error }, "A message could not be encoded and was not sent to that protocol's recipients.");
+      record = null;
+    }
+    this.#records[index] = record;
+    return record;
+  }
+}

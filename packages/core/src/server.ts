@@ -1,0 +1,112 @@
+import "reflect-metadata";
+import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
+import { HubDefinitionError, SwitchboardError } from "./errors.js";
+import { FlushScheduler } from "./flush-scheduler.js";
+import type { AnyClient, ClientMethods, Hub, HubClass } from "./hub.js";
+import { describeHub } from "./hub-descriptor.js";
+import { HubEndpoint, type HubContext } from "./hub-endpoint.js";
+import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
+
+/** A transport attached to a server; `stop` stops accepting and resolves once its sockets are gone. */
+export interface AttachedTransport {
+  stop(): Promise<void>;
+}
+
+const contextTokens = new WeakMap<HubClass, symbol>();
+
+/**
+ * The DI token of a hub's {@link HubContext}, for constructor injection in services:
+ * `constructor(@inject(hubContextToken(ChatHub)) private chat: HubContext<ChatClient>)`.
+ */
+export function hubContextToken<T extends Hub<any>>(hub: HubClass<T>): InjectionToken<HubContext<any>> {
+  let token = contextTokens.get(hub);
+  if (token === undefined) contextTokens.set(hub, (token = Symbol(`HubContext<${hub.name}>`)));
+  return token;
+}
+
+/**
+ * A Switchboard server: hubs, options, connections. Transports (e.g. `@switchboard/transport-ws`)
+ * attach to it and hand it their connections; `close()` shuts everything down.
+ */
+export class SwitchboardServer {
+  readonly options: ResolvedOptions;
+  /** The server's own DI container (a child of `options.container`); register services here. */
+  readonly container: DependencyContainer;
+  readonly #endpoints = new Map<string, HubEndpoint>();
+  readonly #byClass = new Map<HubClass, HubEndpoint>();
+  readonly #transports = new Set<AttachedTransport>();
+  readonly #scheduler = new FlushScheduler();
+  readonly #heartbeat: NodeJS.Timeout;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ServerOptions) {
+    this.options = resolveOptions(options);
+    this.container = (options.container ?? rootContainer).createChildContainer();
+    for (const hub of options.hubs ?? []) this.addHub(hub);
+    // One timer for every connection: keep-alive pings and client timeouts.
+    const period = Math.max(5, Math.min(1000, this.options.keepAliveInterval / 4, this.options.clientTimeout / 4));
+    this.#heartbeat = setInterval(() => this.#tick(), period);
+    this.#heartbeat.unref();
+  }
+
+  /** Serves `hub` on the path of its `@Hub(path)` decorator, or on `path`. */
+  addHub(hub: HubClass, path?: string): this {
+    if (this.#closing) throw new SwitchboardError("SB_ERR_SERVER_CLOSED", "The server is closed.");
+    const descriptor = describeHub(hub, path);
+    if (this.#endpoints.has(descriptor.path)) throw new HubDefinitionError(`Two hubs are registered on '${descriptor.path}'.`);
+    if (this.#byClass.has(hub)) throw new HubDefinitionError(`Hub '${hub.name}' is registered twice.`);
+    const endpoint = new HubEndpoint(descriptor, this.options, this.container, this.#scheduler);
+    this.#endpoints.set(descriptor.path, endpoint);
+    this.#byClass.set(hub, endpoint);
+    this.container.register(hubContextToken(hub), { useValue: endpoint.context });
+    return this;
+  }
+
+  /** The endpoint serving `path` (exact match), if any. */
+  endpoint(path: string): HubEndpoint | undefined {
+    return this.#endpoints.get(path);
+  }
+
+  /** All hub endpoints. */
+  endpoints(): IterableIterator<HubEndpoint> {
+    return this.#endpoints.values();
+  }
+
+  /** Sends to a hub's clients and manages its groups from outside hubs (HTTP handlers, timers, jobs). */
+  hubContext<TClient extends ClientMethods = AnyClient>(hub: HubClass<Hub<TClient>>): HubContext<TClient> {
+    const endpoint = this.#byClass.get(hub);
+    if (endpoint === undefined) throw new HubDefinitionError(`Hub '${hub.name}' is not registered on this server.`);
+    return endpoint.context as unknown as HubContext<TClient>;
+  }
+
+  /** Called by transports when they attach; `close()` stops them. */
+  attachTransport(transport: AttachedTransport): void {
+    if (this.#closing) throw new SwitchboardError("SB_ERR_SERVER_CLOSED", "The server is closed.");
+    this.#transports.add(transport);
+  }
+
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Stops accepting, sends Close (with `allowReconnect`) to every client, closes every connection
+   * and resolves once every transport has let go of its sockets and every `onDisconnected` ran.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    for (const endpoint of this.#endpoints.values()) endpoint.closeAll();
+    await Promise.allSettled([...this.#transports].map((transport) => transport.stop()));
+    await Promise.all([...this.#endpoints.values()].map((endpoint) => endpoint.drained()));
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const endpoint of this.#endpoints.values()) endpoint.tick(now);
+  }
+}

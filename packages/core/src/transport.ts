@@ -1,0 +1,56 @@
+import type { TransferFormat } from "./hub-protocol.js";
+
+/**
+ * One encoded record, shared by every recipient of a send. Transports may cache a prepared
+ * wire form (e.g. a complete WebSocket frame) in `transportCache`, so a group fan-out builds the
+ * frame once and writes the same bytes to every socket.
+ */
+export class SerializedRecord {
+  /** The record as the protocol wrote it (separator or length prefix included). */
+  readonly bytes: Uint8Array;
+  /** Owned by the transport that first wrote this record; opaque to everyone else. */
+  transportCache: unknown = undefined;
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+  }
+}
+
+/**
+ * What the core needs from one transport connection (a WebSocket, later an SSE stream or a
+ * long-polling channel). Implementations must never throw from these methods.
+ */
+export interface TransportConnection {
+  /** The transfer formats this transport can carry; a protocol needing another is refused at the handshake. */
+  readonly transferFormats: readonly TransferFormat[];
+  /** Bytes handed to `write` that are not yet on the network (the slow-consumer cap reads it). */
+  readonly bufferedAmount: number;
+  /**
+   * Sends records `[0, count)` of `records` as ONE transport message, in order (records are never
+   * split across messages). `format` says whether the message is text or binary.
+   */
+  write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void;
+  /** Closes the transport. The core is told through {@link ConnectionHandle.transportClosed}. */
+  close(): void;
+  /** Stops reading from the client (receive-side back-pressure) until `resume()`. */
+  pause(): void;
+  resume(): void;
+}
+
+/** What a transport needs from the core for one connection it accepted. */
+export interface ConnectionHandle {
+  /** The public connection id (given to clients and used for addressing). */
+  readonly connectionId: string;
+  /** Data received from the client; the first bytes are the handshake. */
+  receive(data: Uint8Array): void;
+  /** The transport has closed (by the client, the network or `close()`); `error` if abnormal. */
+  transportClosed(error?: Error): void;
+}
+
+/** The request facts a transport passes to the core when a connection starts. */
+export interface ConnectionRequest {
+  /** Query parameters of the connect request, as a null-prototype map (never look up with `in`). */
+  readonly query: ReadonlyMap<string, string>;
+  /** Lower-cased request headers. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly remoteAddress: string | undefined;
+}
