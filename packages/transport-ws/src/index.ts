@@ -1,0 +1,2 @@
+export { WebSocketTransport, type WebSocketTransportOptions } from "./websocket-transport.js";
+export { WebSocketConnection } from "./websocket-connection.js";

@@ -1,0 +1,89 @@
+import type { Logger, SerializedRecord, TransferFormat, TransportConnection } from "@switchboard/core";
+import { WebSocket } from "ws";
+
+/** `ws` private API used for the frame-once path (the same one engine.io uses for pre-encoded frames). */
+interface FrameSender {
+  sendFrame(list: readonly (Buffer | Uint8Array)[], cb?: (error?: Error) => void): void;
+}
+type FrameFunction = (data: Uint8Array, options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean }) => (Buffer | Uint8Array)[];
+
+const frameOf = (WebSocket as unknown as { Sender?: { frame?: FrameFunction } }).Sender?.frame;
+const TEXT = 0x1;
+const BINARY = 0x2;
+const FORMATS: readonly TransferFormat[] = ["text", "binary"];
+
+/** Cached frames of one record: a record is only ever written as text or as binary, never both. */
+type CachedFrame = (Buffer | Uint8Array)[];
+
+/**
+ * A {@link TransportConnection} over one `ws` WebSocket. A record sent alone is framed once and
+ * the same frame bytes are written to every socket that receives it (group fan-out); several
+ * records queued in one turn are concatenated into one WebSocket message.
+ */
+export class WebSocketConnection implements TransportConnection {
+  readonly transferFormats = FORMATS;
+  readonly socket: WebSocket;
+  readonly #sender: FrameSender | undefined;
+  readonly #logger: Logger;
+
+  constructor(socket: WebSocket, logger: Logger) {
+    this.socket = socket;
+    this.#logger = logger;
+    // The frame-once path needs ws's Sender and no permessage-deflate (which we never negotiate).
+    const sender = (socket as unknown as { _sender?: Partial<FrameSender> })._sender;
+    this.#sender = frameOf !== undefined && typeof sender?.sendFrame === "function" ? (sender as FrameSender) : undefined;
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void {
+    const socket = this.socket;
+    if (socket.readyState !== WebSocket.OPEN) return;
+    const binary = format === "binary";
+    try {
+      if (count === 1) {
+        const record = records[0]!;
+        if (this.#sender !== undefined) {
+          let frame = record.transportCache as CachedFrame | undefined;
+          if (frame === undefined) {
+            frame = frameOf!(record.bytes, { fin: true, rsv1: false, opcode: binary ? BINARY : TEXT, mask: false, readOnly: true });
+            record.transportCache = frame;
+          }
+          this.#sender.sendFrame(frame);
+          return;
+        }
+        socket.send(record.bytes, { binary, compress: false, fin: true });
+        return;
+      }
+      let size = 0;
+      for (let i = 0; i < count; i++) size += records[i]!.bytes.length;
+      const message = Buffer.allocUnsafe(size);
+      let offset = 0;
+      for (let i = 0; i < count; i++) {
+        const bytes = records[i]!.bytes;
+        message.set(bytes, offset);
+        offset += bytes.length;
+      }
+      socket.send(message, { binary, compress: false, fin: true });
+    } catch (error) {
+      // A write on a socket that is going away: the close event follows.
+      this.#logger.debug({ err: error }, "WebSocket write failed.");
+    }
+  }
+
+  close(): void {
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
+      this.socket.close(1000);
+    }
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+}
