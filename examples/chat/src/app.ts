@@ -1,0 +1,76 @@
+import "reflect-metadata";
+import { readFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SwitchboardServer, type ServerOptions } from "@switchboard/core";
+import { JsonHubProtocol } from "@switchboard/protocol-json";
+import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
+import { WebSocketTransport } from "@switchboard/transport-ws";
+import { ChatHub } from "./chat-hub.js";
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** Static files of the page: the page itself and the official browser client bundles. */
+const STATIC: Record<string, { file: string; type: string }> = {
+  "/": { file: join(here, "..", "public", "index.html"), type: "text/html; charset=utf-8" },
+  "/signalr.min.js": { file: require.resolve("@microsoft/signalr/dist/browser/signalr.min.js"), type: "text/javascript; charset=utf-8" },
+  "/signalr-protocol-msgpack.min.js": {
+    file: require.resolve("@microsoft/signalr-protocol-msgpack/dist/browser/signalr-protocol-msgpack.min.js"),
+    type: "text/javascript; charset=utf-8",
+  },
+};
+
+async function serveStatic(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? "/").split("?")[0]!;
+  const entry = Object.hasOwn(STATIC, path) ? STATIC[path] : undefined;
+  if (entry === undefined || (req.method !== "GET" && req.method !== "HEAD")) {
+    res.writeHead(404, { "Content-Type": "text/plain" }).end("Not Found");
+    return;
+  }
+  try {
+    const body = await readFile(entry.file);
+    res.writeHead(200, { "Content-Type": entry.type, "Content-Length": body.length }).end(req.method === "HEAD" ? undefined : body);
+  } catch {
+    res.writeHead(500, { "Content-Type": "text/plain" }).end("Internal Server Error");
+  }
+}
+
+/** The running demo: an HTTP server with the page, the hub at /hubs/chat, and a way to stop both. */
+export interface ChatApp {
+  readonly http: Server;
+  readonly switchboard: SwitchboardServer;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the chat demo on `port` (0 = any free port) of `host`. */
+export async function startChatApp(port: number, host = "127.0.0.1", options: Partial<ServerOptions> = {}): Promise<ChatApp> {
+  const switchboard = new SwitchboardServer({
+    hubs: [ChatHub],
+    protocols: [new JsonHubProtocol(), new MessagePackHubProtocol()],
+    ...options,
+  });
+  const http = createServer((req, res) => void serveStatic(req, res));
+  new WebSocketTransport(switchboard).attach(http);
+  await new Promise<void>((resolve, reject) => {
+    http.once("error", reject);
+    http.listen(port, host, () => resolve());
+  });
+  const address = http.address();
+  const bound = typeof address === "object" && address !== null ? address.port : port;
+  return {
+    http,
+    switchboard,
+    port: bound,
+    async close() {
+      await switchboard.close();
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
+    },
+  };
+}
