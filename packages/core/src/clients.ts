@@ -1,7 +1,11 @@
 import type { AnyClient, ClientArgs, ClientMethods } from "./hub.js";
 import { MessageType, type InvocationMessage } from "./hub-messages.js";
-import type { HubLifetimeManager } from "./lifetime-manager.js";
 import { ALL, type SendTarget } from "./send-target.js";
+
+/** Where client proxies hand their sends: a hub endpoint (pipeline, then lifetime manager). */
+export interface MessageSender {
+  send(target: SendTarget, message: InvocationMessage): void | Promise<void>;
+}
 
 /** One addressed slice of clients. `send` resolves once the message is queued for every recipient. */
 export interface ClientProxy<TClient extends ClientMethods = AnyClient> {
@@ -35,10 +39,10 @@ const RESOLVED = Promise.resolve();
 
 /** A target bound to a lifetime manager. One small object per addressing call, none per recipient. */
 class TargetProxy implements ClientProxy<AnyClient> {
-  readonly #manager: HubLifetimeManager;
+  readonly #manager: MessageSender;
   readonly #target: SendTarget;
 
-  constructor(manager: HubLifetimeManager, target: SendTarget) {
+  constructor(manager: MessageSender, target: SendTarget) {
     this.#manager = manager;
     this.#target = target;
   }
@@ -60,9 +64,9 @@ class TargetProxy implements ClientProxy<AnyClient> {
 /** The addressing forms available outside a hub invocation (a hub context). */
 export class DefaultHubClients implements HubClients<AnyClient> {
   readonly all: ClientProxy<AnyClient>;
-  protected readonly manager: HubLifetimeManager;
+  protected readonly manager: MessageSender;
 
-  constructor(manager: HubLifetimeManager) {
+  constructor(manager: MessageSender) {
     this.manager = manager;
     this.all = new TargetProxy(manager, ALL);
   }
@@ -99,7 +103,7 @@ export class DefaultHubCallerClients extends DefaultHubClients implements HubCal
   readonly others: ClientProxy<AnyClient>;
   readonly #self: readonly string[];
 
-  constructor(manager: HubLifetimeManager, connectionId: string) {
+  constructor(manager: MessageSender, connectionId: string) {
     super(manager);
     this.#self = [connectionId];
     this.caller = new TargetProxy(manager, { kind: "connection", connectionId });

@@ -29,15 +29,23 @@ export class ConnectionStore {
     this.#unusedTimeout = unusedTimeout;
   }
 
-  /** Creates a pending connection: a public id and its secret token. */
-  create(owner?: unknown): { connectionId: string; connectionToken: string } {
+  /**
+   * Creates a pending connection: a public id and its secret token. `owner` names who negotiated
+   * it (given the new id); `peek` returns it so a connect request by someone else can be refused.
+   */
+  create(owner?: (connectionId: string) => unknown): { connectionId: string; connectionToken: string } {
     const connectionId = newId();
     const connectionToken = newId();
-    const entry: Entry = { connectionId, timer: undefined, inUse: false, owner };
+    const entry: Entry = { connectionId, timer: undefined, inUse: false, owner: owner?.(connectionId) };
     entry.timer = setTimeout(() => this.#entries.delete(connectionToken), this.#unusedTimeout);
     entry.timer.unref();
     this.#entries.set(connectionToken, entry);
     return { connectionId, connectionToken };
+  }
+
+  /** Looks `token` up without claiming it. */
+  peek(token: string): { readonly connectionId: string; readonly owner: unknown; readonly inUse: boolean } | undefined {
+    return this.#entries.get(token);
   }
 
   /** Marks `token` as used by a transport. Unknown or expired → "unknown"; already used → "in-use". */

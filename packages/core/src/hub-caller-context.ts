@@ -1,9 +1,13 @@
+import type { Principal } from "./pipeline.js";
+
 /** What a hub method knows about the connection that called it. One object per connection. */
 export interface HubCallerContext {
   /** The public id of the calling connection. */
   readonly connectionId: string;
   /** The user this connection belongs to (from `userIdProvider`), or null. */
   readonly userIdentifier: string | null;
+  /** The principal from the server's `authenticate` option, or null when anonymous. */
+  readonly user: Principal | null;
   /** State kept for the life of the connection. */
   readonly items: Map<unknown, unknown>;
   /** Closes the connection; the client is told not to reconnect. */

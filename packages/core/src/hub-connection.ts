@@ -7,6 +7,7 @@ import type { HubMessageParser, HubProtocol, TransferFormat } from "./hub-protoc
 import type { FlushScheduler } from "./flush-scheduler.js";
 import type { Logger } from "./logger.js";
 import type { ResolvedOptions } from "./options.js";
+import type { Principal } from "./pipeline.js";
 import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "./transport.js";
 
 /** What a connection needs from the hub endpoint that owns it. */
@@ -32,7 +33,9 @@ const CLOSED = 2;
 
 /** Close text for errors that end a connection (ASP.NET's wording, §4.6). */
 export const CONNECTION_ERROR_TEXT = "Connection closed with an error.";
-const HANDSHAKE_RECORD = new SerializedRecord(handshakeSuccess());
+// One record per transfer format: a transport may cache a record's frame, and a record is only
+// ever written in one format (a MessagePack client gets its handshake response in a binary frame).
+const HANDSHAKE_RECORDS: Readonly<Record<TransferFormat, SerializedRecord>> = { text: new SerializedRecord(handshakeSuccess()), binary: new SerializedRecord(handshakeSuccess()) };
 
 /**
  * One client connection to one hub: handshake, parsing, the invocation queue, the coalescing
@@ -47,6 +50,8 @@ export class HubConnection implements ConnectionHandle {
   /** Names of the groups this connection is in (maintained by the group registry). */
   readonly groups = new Set<string>();
   userIdentifier: string | null = null;
+  /** The principal that opened the connection (from `authenticate`), or null. */
+  user: Principal | null = null;
   protocol: HubProtocol | undefined;
   protocolIndex = -1;
   /** Set by sends that deduplicate recipients (e.g. several groups); see the lifetime manager. */
@@ -131,7 +136,7 @@ export class HubConnection implements ConnectionHandle {
     this.#parser = protocol.createParser(this.#host.options);
     this.#state = CONNECTED;
     this.lastReceivedAt = Date.now(); // the client timeout is armed here, not at the first Ping
-    this.#writeNow(HANDSHAKE_RECORD);
+    this.#writeNow(HANDSHAKE_RECORDS[this.#format]);
     this.#host.connected(this);
     return true;
   }

@@ -1,6 +1,7 @@
 import "reflect-metadata";
 import { HubDefinitionError } from "./errors.js";
 import { Hub, hubPathOf, kMethodName, kNotHubMethod, type HubClass } from "./hub.js";
+import { hubAuthorization, methodAuthorization, type AuthorizeData } from "./authorization.js";
 
 /** How an argument is checked before the method runs (from emitted `design:paramtypes`). */
 export type ParameterKind = "number" | "string" | "boolean" | "array" | "any";
@@ -14,6 +15,8 @@ export interface HubMethodDescriptor {
   readonly parameterCount: number;
   /** Per-argument checks, when the method was decorated (so TypeScript emitted its types). */
   readonly parameters: readonly ParameterKind[] | undefined;
+  /** Authorization every call must pass (the hub's unless `@AllowAnonymous`, then the method's), or none. */
+  readonly authorization: readonly AuthorizeData[];
 }
 
 /** The dispatch table of a hub class. */
@@ -25,6 +28,8 @@ export interface HubDescriptor {
   readonly methods: ReadonlyMap<string, HubMethodDescriptor>;
   readonly hasOnConnected: boolean;
   readonly hasOnDisconnected: boolean;
+  /** Class-level `@Authorize`: connections must be authenticated. */
+  readonly authorize: AuthorizeData | undefined;
 }
 
 const LIFECYCLE = new Set(["constructor", "onConnected", "onDisconnected"]);
@@ -44,6 +49,7 @@ export function describeHub(hubClass: HubClass, path = hubPathOf(hubClass)): Hub
     throw new HubDefinitionError(`Hub '${hubClass.name}' has no path: decorate it with @Hub("/path").`);
   }
   const methods = new Map<string, HubMethodDescriptor>();
+  const hubAuthorize = hubAuthorization(hubClass);
   const seen = new Set<string>();
   const hidden = new Set<string | symbol>();
   for (let proto = hubClass.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
@@ -62,11 +68,16 @@ export function describeHub(hubClass: HubClass, path = hubPathOf(hubClass)): Hub
       }
       const types = Reflect.getMetadata("design:paramtypes", proto, key) as unknown[] | undefined;
       const fn = property.value as (...args: unknown[]) => unknown;
+      const { authorize, allowAnonymous } = methodAuthorization(proto, key);
+      const authorization: AuthorizeData[] = [];
+      if (hubAuthorize !== undefined && !allowAnonymous) authorization.push(hubAuthorize);
+      if (authorize !== undefined) authorization.push(authorize);
       methods.set(lower, {
         name,
         invoke: fn,
         parameterCount: types ? types.length : fn.length,
         parameters: types?.map(kindOf),
+        authorization,
       });
     }
   }
@@ -78,6 +89,7 @@ export function describeHub(hubClass: HubClass, path = hubPathOf(hubClass)): Hub
     methods,
     hasOnConnected: typeof prototype.onConnected === "function",
     hasOnDisconnected: typeof prototype.onDisconnected === "function",
+    authorize: hubAuthorize,
   };
 }
 

@@ -1,10 +1,12 @@
-import { DependencyResolutionError, HubError } from "./errors.js";
+import type { AuthorizationPolicy } from "./authorization.js";
+import { DependencyResolutionError, GroupNameError, HubError } from "./errors.js";
 import type { Hub } from "./hub.js";
-import { argumentsMatch, type HubDescriptor } from "./hub-descriptor.js";
+import { argumentsMatch, type HubDescriptor, type HubMethodDescriptor } from "./hub-descriptor.js";
 import type { HubConnection } from "./hub-connection.js";
 import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "./hub-messages.js";
 import type { GroupManager } from "./group-manager.js";
 import type { Logger } from "./logger.js";
+import type { HubPipeline, InvocationContext } from "./pipeline.js";
 import { SerializedRecord } from "./transport.js";
 
 /** The texts clients see (ASP.NET's, §7.3), so existing client code and tests keep working. */
@@ -13,6 +15,7 @@ export const ErrorText = {
   unknownMethod: (target: string) => `Unknown hub method '${target}'`,
   binding: (target: string) => `Failed to invoke '${target}' due to an error on the server.`,
   streamingMismatch: (target: string) => `The client attempted to invoke the non-streaming '${target}' method with a streaming invocation.`,
+  unauthorized: (target: string) => `Failed to invoke '${target}' because user is unauthorized`,
 } as const;
 
 /** What the dispatcher needs from its hub endpoint. */
@@ -21,11 +24,17 @@ export interface DispatchContext {
   readonly groupManager: GroupManager;
   readonly logger: Logger;
   readonly detailedErrors: boolean;
+  readonly pipeline: HubPipeline;
+  readonly options: { readonly policies: ReadonlyMap<string, AuthorizationPolicy> };
 }
+
+/** Thrown inside the pipeline when the (possibly rewritten) arguments do not fit the method. */
+class BindingError extends Error {}
 
 /** Builds the error text a client sees for an exception thrown by a hub method. */
 export function invocationErrorText(target: string, error: unknown, detailed: boolean): string {
-  if (error instanceof HubError) return error.message;
+  // A bad group name usually comes from the caller's own arguments; the fixed text is safe to show.
+  if (error instanceof HubError || error instanceof GroupNameError) return error.message;
   if (!detailed) return ErrorText.unexpected(target);
   const detail = error instanceof Error ? `${error.name}: ${error.message}` : safeString(error);
   return `${ErrorText.unexpected(target)} ${detail}`;
@@ -71,10 +80,35 @@ function fail(context: DispatchContext, connection: HubConnection, id: string | 
   if (id !== undefined && id !== "") complete(connection, context, { type: MessageType.Completion, invocationId: id, error });
 }
 
+/** True when the connection's user passes every `@Authorize` requirement of `method`. */
+async function authorized(context: DispatchContext, connection: HubConnection, method: HubMethodDescriptor, args: readonly unknown[]): Promise<boolean> {
+  const user = connection.user;
+  if (user === null) return false;
+  for (const requirement of method.authorization) {
+    for (const name of requirement.policies) {
+      const policy = context.options.policies.get(name);
+      if (policy === undefined) return false;
+      try {
+        const policyContext = { hubName: context.descriptor.name, methodName: method.name, arguments: args, connection: connection.callerContext };
+        if ((await policy(user, policyContext)) !== true) return false;
+      } catch (error) {
+        context.logger.error({ connectionId: connection.connectionId, policy: name, err: error }, "An authorization policy threw; the call is refused.");
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+function bindable(method: HubMethodDescriptor, message: InvocationMessage, args: readonly unknown[]): boolean {
+  return (message.streamIds === undefined || message.streamIds.length === 0) && argumentsMatch(method, args);
+}
+
 /**
- * Runs one client invocation: finds the method (case-insensitively, through a `Map`), checks the
- * arguments, resolves a hub instance from the connection's DI scope, calls it and answers with
- * exactly one Completion when the client sent an invocation id (and nothing otherwise).
+ * Runs one client invocation: finds the method (case-insensitively, through a `Map`), checks
+ * authorization and arguments, resolves a hub instance from the connection's DI scope, runs the
+ * `invoke` modules around the call (skipped entirely when there are none), and answers with exactly
+ * one Completion when the client sent an invocation id (and nothing otherwise).
  */
 export async function dispatchInvocation(context: DispatchContext, connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void> {
   const id = message.invocationId;
@@ -85,20 +119,39 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
     return fail(context, connection, id, ErrorText.unknownMethod(target));
   }
   if (message.type === MessageType.StreamInvocation) return fail(context, connection, id, ErrorText.streamingMismatch(target));
-  if ((message.streamIds !== undefined && message.streamIds.length > 0) || !argumentsMatch(method, message.arguments)) {
-    context.logger.debug({ connectionId: connection.connectionId, target }, "Hub method arguments do not match its parameters.");
-    return fail(context, connection, id, ErrorText.binding(target));
+  if (method.authorization.length > 0 && !(await authorized(context, connection, method, message.arguments))) {
+    context.logger.debug({ connectionId: connection.connectionId, target }, "Unauthorized hub method call.");
+    return fail(context, connection, id, ErrorText.unauthorized(target));
   }
   let result: unknown;
   try {
-    const hub = activateHub(context, connection);
-    result = method.invoke.apply(hub, message.arguments as unknown[]);
-    if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") {
-      result = await result;
+    if (!context.pipeline.hasInvoke) {
+      if (!bindable(method, message, message.arguments)) throw new BindingError();
+      result = method.invoke.apply(activateHub(context, connection), message.arguments as unknown[]);
+      if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") result = await result;
+    } else {
+      const invocation: InvocationContext = {
+        hubName: context.descriptor.name,
+        hub: activateHub(context, connection),
+        methodName: method.name,
+        arguments: [...message.arguments],
+        invocationId: id,
+        connection: connection.callerContext,
+        services: connection.container,
+      };
+      result = await context.pipeline.invoke(invocation, (ctx) => {
+        if (!Array.isArray(ctx.arguments) || !bindable(method, message, ctx.arguments)) throw new BindingError();
+        return method.invoke.apply(ctx.hub, ctx.arguments);
+      });
     }
   } catch (error) {
+    if (error instanceof BindingError) {
+      context.logger.debug({ connectionId: connection.connectionId, target }, "Hub method arguments do not match its parameters.");
+      return fail(context, connection, id, ErrorText.binding(target));
+    }
     const level = error instanceof HubError ? "debug" : "error";
     context.logger[level]({ connectionId: connection.connectionId, hub: context.descriptor.name, target, err: error }, "Hub method failed.");
+    context.pipeline.reportError({ hubName: context.descriptor.name, stage: "invoke", connection: connection.callerContext, methodName: method.name }, error);
     return fail(context, connection, id, invocationErrorText(target, error, context.detailedErrors));
   }
   if (id !== undefined && id !== "") {

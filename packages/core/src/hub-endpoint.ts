@@ -1,8 +1,8 @@
 import type { DependencyContainer } from "tsyringe";
-import { DefaultHubCallerClients, DefaultHubClients, type HubClients } from "./clients.js";
+import { DefaultHubCallerClients, DefaultHubClients, type HubClients, type MessageSender } from "./clients.js";
 import { ConnectionStore, newId, type ClaimFailure } from "./connection-store.js";
 import { DefaultGroupManager, type GroupManager } from "./group-manager.js";
-import type { AnyClient, ClientMethods } from "./hub.js";
+import type { AnyClient, ClientMethods, Hub } from "./hub.js";
 import type { HubCallerContext } from "./hub-caller-context.js";
 import { HubConnection, type ConnectionHost } from "./hub-connection.js";
 import type { HubDescriptor } from "./hub-descriptor.js";
@@ -11,7 +11,9 @@ import { MessageType, PING_MESSAGE, type InvocationMessage, type StreamInvocatio
 import type { FlushScheduler } from "./flush-scheduler.js";
 import { DefaultHubLifetimeManager } from "./lifetime-manager.js";
 import type { Logger } from "./logger.js";
-import type { ResolvedOptions } from "./options.js";
+import type { AuthenticationRequest, ResolvedOptions } from "./options.js";
+import type { HubPipeline, LifetimeContext, OutgoingContext, Principal } from "./pipeline.js";
+import type { SendTarget } from "./send-target.js";
 import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "./transport.js";
 
 /** Sends to a hub's clients and manages its groups from outside hub methods. */
@@ -26,7 +28,7 @@ export interface AvailableTransport {
   readonly transferFormats: readonly ("Text" | "Binary")[];
 }
 
-/** The negotiate answer (§1.2); always sent with HTTP 200, `error` included. */
+/** The negotiate answer body (§1.2); sent with HTTP 200, `error` included. */
 export type NegotiateResponse =
   | { readonly error: string }
   | {
@@ -36,14 +38,42 @@ export type NegotiateResponse =
       readonly availableTransports: readonly AvailableTransport[];
     };
 
-/** A connection reserved by {@link HubEndpoint.claim}, not started yet. */
+/** A request refused before any connection exists: the transport answers with this HTTP status. */
+export class Refusal {
+  readonly status: 401 | 403 | 404 | 409;
+  readonly reason: string;
+  constructor(status: 401 | 403 | 404 | 409, reason: string) {
+    this.status = status;
+    this.reason = reason;
+    Object.freeze(this);
+  }
+}
+
+/** A connection reserved by {@link HubEndpoint.admit}, not started yet. */
 export interface PendingConnection {
   readonly connectionId: string;
   readonly token: string | undefined;
+  readonly user: Principal | null;
 }
 
 /** Lowest negotiate version served: version 0 would make the public id the secret token. */
 const MIN_NEGOTIATE_VERSION = 1;
+
+const UNAUTHENTICATED = new Refusal(401, "Unauthorized");
+const FORBIDDEN = new Refusal(403, "Forbidden");
+const UNKNOWN = new Refusal(404, "No Connection with that ID");
+const IN_USE = new Refusal(409, "The connection already has a transport.");
+
+/** The bearer token of a request: `Authorization: Bearer …`, else the `access_token` query parameter. */
+export function bearerToken(request: ConnectionRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (typeof header === "string") {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (match !== null) return match[1];
+  }
+  const query = request.query.get("access_token");
+  return query === undefined || query.length === 0 ? undefined : query;
+}
 
 class CallerContext implements HubCallerContext {
   readonly #connection: HubConnection;
@@ -56,6 +86,9 @@ class CallerContext implements HubCallerContext {
   get userIdentifier(): string | null {
     return this.#connection.userIdentifier;
   }
+  get user(): Principal | null {
+    return this.#connection.user;
+  }
   get items(): Map<unknown, unknown> {
     return this.#connection.items;
   }
@@ -65,15 +98,17 @@ class CallerContext implements HubCallerContext {
 }
 
 /**
- * Everything one hub path serves: negotiate, connections, dispatch, groups and fan-out. Created by
- * the server for each `@Hub` class; transports reach it through `server.endpoint(path)`.
+ * Everything one hub path serves: negotiate, admission (authentication, authorization, token
+ * binding), connections, dispatch, groups and fan-out. Created by the server for each `@Hub`
+ * class; transports reach it through `server.endpoint(path)`.
  */
-export class HubEndpoint implements ConnectionHost, DispatchContext {
+export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSender {
   readonly descriptor: HubDescriptor;
   readonly options: ResolvedOptions;
   readonly scheduler: FlushScheduler;
   readonly logger: Logger;
   readonly detailedErrors: boolean;
+  readonly pipeline: HubPipeline;
   readonly lifetimeManager: DefaultHubLifetimeManager;
   readonly groupManager: GroupManager;
   readonly context: HubContext;
@@ -86,44 +121,98 @@ export class HubEndpoint implements ConnectionHost, DispatchContext {
   readonly #tokens = new WeakMap<HubConnection, string>();
   readonly #disconnects = new Set<Promise<void>>();
 
-  constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler) {
+  constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler, pipeline: HubPipeline) {
     this.descriptor = descriptor;
     this.options = options;
     this.scheduler = scheduler;
     this.logger = options.logger;
     this.detailedErrors = options.detailedErrors;
+    this.pipeline = pipeline;
     this.#container = container;
     this.lifetimeManager = new DefaultHubLifetimeManager(options.protocols, options.logger);
     this.groupManager = new DefaultGroupManager(this.lifetimeManager);
-    this.context = { clients: new DefaultHubClients(this.lifetimeManager), groups: this.groupManager };
+    this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
     this.store = new ConnectionStore(options.unusedTokenTimeout);
     options.protocols.forEach((protocol, index) => this.#protocolIndex.set(protocol.name, index));
     this.#pingRecords = options.protocols.map((protocol) => new SerializedRecord(protocol.write(PING_MESSAGE)));
   }
 
-  /** Answers `POST {path}/negotiate` given the raw `negotiateVersion` query value. */
-  negotiate(versionParameter: string | undefined, availableTransports: readonly AvailableTransport[], owner?: unknown): NegotiateResponse {
-    const version = versionParameter === undefined ? 0 : Number(versionParameter);
+  // ---- admission ---------------------------------------------------------------------------
+
+  /** Authenticates, then applies the hub's `@Authorize` and the modules' `authorizeConnect`. */
+  async #authorize(request: ConnectionRequest): Promise<Principal | null | Refusal> {
+    let user: Principal | null = null;
+    const authenticate = this.options.authenticate;
+    if (authenticate !== undefined) {
+      const auth: AuthenticationRequest = { headers: request.headers, query: request.query, token: bearerToken(request) };
+      try {
+        const result = await authenticate(auth);
+        user = result !== null && typeof result === "object" ? result : null;
+      } catch (error) {
+        this.logger.debug({ hub: this.descriptor.name, err: error }, "Authentication failed.");
+        return UNAUTHENTICATED;
+      }
+    }
+    if (user === null && this.descriptor.authorize !== undefined) return UNAUTHENTICATED;
+    if (this.pipeline.hasAuthorizeConnect) {
+      try {
+        if (!(await this.pipeline.authorizeConnect({ hubName: this.descriptor.name, user, request }))) return FORBIDDEN;
+      } catch (error) {
+        this.logger.error({ hub: this.descriptor.name, err: error }, "authorizeConnect threw; refusing the connection.");
+        return FORBIDDEN;
+      }
+    }
+    return user;
+  }
+
+  #userKey(user: Principal | null, connectionId: string, request: ConnectionRequest): string | null {
+    try {
+      const id = this.options.userIdProvider({ connectionId, user, request });
+      return typeof id === "string" && id.length > 0 ? id : null;
+    } catch (error) {
+      this.logger.error({ connectionId, err: error }, "userIdProvider failed; the connection has no user.");
+      return null;
+    }
+  }
+
+  /**
+   * Answers `POST {path}/negotiate`: a refusal (401/403) for an unauthenticated or unauthorized
+   * request, else a body for HTTP 200. The new token is bound to the requesting user.
+   */
+  async negotiate(request: ConnectionRequest, availableTransports: readonly AvailableTransport[]): Promise<NegotiateResponse | Refusal> {
+    const versionParameter = request.query.get("negotiateVersion");
     if (versionParameter !== undefined && !/^\d+$/.test(versionParameter)) {
       return { error: "The client requested a non-integer protocol version." };
     }
+    const version = versionParameter === undefined ? 0 : Number(versionParameter);
     if (version < MIN_NEGOTIATE_VERSION) {
       return { error: `The client requested version '${version}', but the server does not support this version.` };
     }
-    const { connectionId, connectionToken } = this.store.create(owner);
+    const user = await this.#authorize(request);
+    if (isRefusal(user)) return user;
+    const { connectionId, connectionToken } = this.store.create((id) => this.#userKey(user, id, request));
     return { negotiateVersion: 1, connectionId, connectionToken, availableTransports };
   }
 
   /**
-   * Reserves a connection for a transport about to be accepted. With a `token` it must come from
-   * `negotiate` (else "unknown" → 404, or "in-use" → 409); without one (the client's
-   * `skipNegotiation`) a new connection id is made.
+   * Admits a transport's connect request. With a `token` it must come from `negotiate` (404
+   * otherwise), be unused (409) and be presented by the user who negotiated it (403); without one
+   * (the client's `skipNegotiation`) a new connection id is made. Authentication and authorization
+   * apply as for negotiate. On success the connection is reserved until `connect` or `abandon`.
    */
-  claim(token: string | undefined): PendingConnection | ClaimFailure {
-    if (token === undefined) return { connectionId: newId(), token: undefined };
-    const claimed = this.store.claim(token);
-    if (typeof claimed === "string") return claimed;
-    return { connectionId: claimed.connectionId, token };
+  async admit(request: ConnectionRequest, token: string | undefined): Promise<PendingConnection | Refusal> {
+    const user = await this.#authorize(request);
+    if (isRefusal(user)) return user;
+    if (token === undefined) return { connectionId: newId(), token: undefined, user };
+    const entry = this.store.peek(token);
+    if (entry === undefined) return UNKNOWN;
+    if (entry.inUse) return IN_USE;
+    if (entry.owner !== this.#userKey(user, entry.connectionId, request)) {
+      this.logger.warn({ hub: this.descriptor.name, connectionId: entry.connectionId }, "A connection token was presented by a different user; refused.");
+      return FORBIDDEN;
+    }
+    const claimed = this.store.claim(token) as { connectionId: string };
+    return { connectionId: claimed.connectionId, token, user };
   }
 
   /** Gives back a reservation whose transport never opened. */
@@ -131,13 +220,16 @@ export class HubEndpoint implements ConnectionHost, DispatchContext {
     if (pending.token !== undefined) this.store.release(pending.token);
   }
 
-  /** Starts the connection reserved by `claim` on its now open transport. */
+  /** Starts the connection reserved by `admit` on its now open transport. */
   connect(pending: PendingConnection, transport: TransportConnection, request: ConnectionRequest): ConnectionHandle {
     const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container.createChildContainer());
+    connection.user = pending.user;
     if (pending.token !== undefined) this.#tokens.set(connection, pending.token);
     this.connections.add(connection);
     return connection;
   }
+
+  // ---- connection host -----------------------------------------------------------------------
 
   protocolIndex(name: string): number {
     return this.#protocolIndex.get(name) ?? -1;
@@ -148,31 +240,26 @@ export class HubEndpoint implements ConnectionHost, DispatchContext {
   }
 
   connected(connection: HubConnection): void {
-    connection.userIdentifier = this.#userIdOf(connection);
+    connection.userIdentifier = this.#userKey(connection.user, connection.connectionId, connection.request);
     connection.callerContext = new CallerContext(connection);
-    connection.callerClients = new DefaultHubCallerClients(this.lifetimeManager, connection.connectionId);
+    connection.callerClients = new DefaultHubCallerClients(this, connection.connectionId);
     this.lifetimeManager.onConnected(connection);
-    if (this.descriptor.hasOnConnected) void this.#runOnConnected(connection);
+    if (this.descriptor.hasOnConnected || this.pipeline.hasConnected) void this.#runOnConnected(connection);
   }
 
-  #userIdOf(connection: HubConnection): string | null {
-    const provider = this.options.userIdProvider;
-    if (provider === undefined) return null;
-    try {
-      const id = provider({ connectionId: connection.connectionId, request: connection.request });
-      return typeof id === "string" && id.length > 0 ? id : null;
-    } catch (error) {
-      this.logger.error({ connectionId: connection.connectionId, err: error }, "userIdProvider failed; the connection has no user.");
-      return null;
-    }
+  #lifetimeContext(connection: HubConnection, hub: Hub<any>): LifetimeContext {
+    return { hubName: this.descriptor.name, hub, connection: connection.callerContext, services: connection.container };
   }
 
   async #runOnConnected(connection: HubConnection): Promise<void> {
     try {
-      await activateHub(this, connection).onConnected!();
+      const hub = activateHub(this, connection);
+      if (this.pipeline.hasConnected) await this.pipeline.onConnected(this.#lifetimeContext(connection, hub), () => hub.onConnected?.());
+      else await hub.onConnected!();
     } catch (error) {
       // Like ASP.NET: a failing onConnected ends the connection, and the client must not retry.
       this.logger.error({ connectionId: connection.connectionId, hub: this.descriptor.name, err: error }, "onConnected failed; closing the connection.");
+      this.pipeline.reportError({ hubName: this.descriptor.name, stage: "connected", connection: connection.callerContext }, error);
       connection.close({ type: MessageType.Close, error: "Connection closed with an error." }, error instanceof Error ? error : undefined);
     }
   }
@@ -198,13 +285,42 @@ export class HubEndpoint implements ConnectionHost, DispatchContext {
 
   async #runOnDisconnected(connection: HubConnection, error: Error | undefined): Promise<void> {
     try {
-      if (this.descriptor.hasOnDisconnected) await activateHub(this, connection).onDisconnected!(error);
+      if (this.pipeline.hasDisconnected) {
+        const hub = activateHub(this, connection);
+        await this.pipeline.onDisconnected(this.#lifetimeContext(connection, hub), error, () => hub.onDisconnected?.(error));
+      } else if (this.descriptor.hasOnDisconnected) {
+        await activateHub(this, connection).onDisconnected!(error);
+      }
     } catch (cause) {
       this.logger.error({ connectionId: connection.connectionId, hub: this.descriptor.name, err: cause }, "onDisconnected failed.");
+      this.pipeline.reportError({ hubName: this.descriptor.name, stage: "disconnected", connection: connection.callerContext }, cause);
     } finally {
       await connection.container.dispose();
     }
   }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  /**
+   * Every hub-initiated send goes through here: the `outgoing` modules run once per send (not per
+   * recipient), then the lifetime manager delivers. With no module there is no context and no
+   * closure: the call goes straight to the lifetime manager.
+   */
+  send(target: SendTarget, message: InvocationMessage): void | Promise<void> {
+    if (!this.pipeline.hasOutgoing) return this.lifetimeManager.send(target, message);
+    const ctx: OutgoingContext = { hubName: this.descriptor.name, target, message };
+    return this.pipeline.outgoing(ctx, (final) => this.lifetimeManager.send(final.target, final.message)).catch((error: unknown) => {
+      this.pipeline.reportError({ hubName: this.descriptor.name, stage: "outgoing" }, error);
+      throw error;
+    });
+  }
+
+  /** Which of `claimed` groups a reconnecting connection may rejoin (the modules decide). */
+  rejoiningGroups(connection: HubConnection, claimed: readonly string[]): Promise<readonly string[]> {
+    return this.pipeline.rejoiningGroups(this.#lifetimeContext(connection, activateHub(this, connection)), claimed);
+  }
+
+  // ---- keep-alive and shutdown ---------------------------------------------------------------
 
   /** Keep-alive and client-timeout check for every connection. */
   tick(now: number): void {
@@ -225,3 +341,9 @@ export class HubEndpoint implements ConnectionHost, DispatchContext {
     while (this.#disconnects.size > 0) await Promise.allSettled([...this.#disconnects]);
   }
 }
+
+function isRefusal(value: unknown): value is Refusal {
+  return value instanceof Refusal;
+}
+
+export type { ClaimFailure };

@@ -107,11 +107,12 @@ export class DefaultHubLifetimeManager implements HubLifetimeManager {
         return;
       }
       case "groups": {
+        // Every name is checked before anyone is sent anything: a bad name never leaves a partial send.
+        for (const group of target.groups) checkGroupName(group);
         // A connection in several of the groups receives the message once.
         const current = ++stamp;
         const excluded = target.excluded !== undefined && target.excluded.length > 0 ? target.excluded : undefined;
         for (const group of target.groups) {
-          checkGroupName(group);
           const members = this.groups.membersOf(group);
           if (members === undefined) continue;
           for (const connection of members) {

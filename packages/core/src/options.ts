@@ -4,11 +4,30 @@ import type { HubProtocol } from "./hub-protocol.js";
 import { consoleLogger, type Logger } from "./logger.js";
 import type { HubClass } from "./hub.js";
 import type { ConnectionRequest } from "./transport.js";
+import type { AuthorizationPolicy } from "./authorization.js";
+import type { HubModuleRegistration, Principal } from "./pipeline.js";
 
 /** The facts a `userIdProvider` sees about a connecting client. */
 export interface UserIdContext {
   readonly connectionId: string;
+  /** The principal from `authenticate`, or null. */
+  readonly user: Principal | null;
   readonly request: ConnectionRequest;
+}
+
+/** What `authenticate` sees: the negotiate or connect request, with the bearer token extracted. */
+export interface AuthenticationRequest {
+  readonly headers: ConnectionRequest["headers"];
+  readonly query: ConnectionRequest["query"];
+  /** From `Authorization: Bearer …`, else the `access_token` query parameter (browsers' WebSockets). */
+  readonly token: string | undefined;
+}
+
+/** The default user identifier: the principal's string `sub` or `id` claim. */
+export function defaultUserId({ user }: UserIdContext): string | null {
+  if (user === null) return null;
+  const id = Object.hasOwn(user, "sub") ? user.sub : Object.hasOwn(user, "id") ? user.id : undefined;
+  return typeof id === "string" && id.length > 0 ? id : null;
 }
 
 /** Options of a {@link SwitchboardServer}. Every limit has a safe default; times are milliseconds, sizes bytes. */
@@ -41,15 +60,26 @@ export interface ServerOptions {
   readonly unusedTokenTimeout?: number;
   /** Send exception messages (never stacks) to clients. Default false. */
   readonly detailedErrors?: boolean;
-  /** Maps a connection to its user identifier (for `clients.user(id)`). Default: none (null). */
+  /**
+   * Who a request is: returns a principal (claims) or null for anonymous. Called for negotiate and
+   * for the transport's connect request; a throw counts as a failed authentication (401).
+   * Default: everyone is anonymous.
+   */
+  readonly authenticate?: (request: AuthenticationRequest) => Principal | null | Promise<Principal | null>;
+  /** Maps a connection to its user identifier (for `clients.user(id)`). Default: the principal's `sub` or `id` claim. */
   readonly userIdProvider?: (context: UserIdContext) => string | null | undefined;
+  /** Named authorization policies for `@Authorize("name")`. */
+  readonly policies?: Readonly<Record<string, AuthorizationPolicy>>;
+  /** Global pipeline modules, run before each hub's own (`@UseModules`), in order. */
+  readonly modules?: readonly HubModuleRegistration[];
   /** Where the server logs. Default: JSON lines on stderr at level "warn". */
   readonly logger?: Logger;
 }
 
 /** {@link ServerOptions} with every default applied. */
-export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "userIdProvider">> {
-  readonly userIdProvider: ServerOptions["userIdProvider"];
+export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies">> {
+  readonly authenticate: ServerOptions["authenticate"];
+  readonly policies: ReadonlyMap<string, AuthorizationPolicy>;
 }
 
 export const DEFAULTS = {
@@ -80,6 +110,10 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     if (names.has(protocol.name)) throw new OptionsError(`Hub protocol '${protocol.name}' is registered twice.`);
     names.add(protocol.name);
   }
+  for (const [name, policy] of Object.entries(options.policies ?? {})) {
+    if (typeof policy !== "function") throw new OptionsError(`Policy '${name}' must be a function.`);
+  }
+  if (options.authenticate !== undefined && typeof options.authenticate !== "function") throw new OptionsError("Option 'authenticate' must be a function.");
   const resolved: ResolvedOptions = {
     protocols,
     keepAliveInterval: positive("keepAliveInterval", options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
@@ -93,7 +127,10 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxQueuedInvocations: positive("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
     unusedTokenTimeout: positive("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
     detailedErrors: options.detailedErrors ?? DEFAULTS.detailedErrors,
-    userIdProvider: options.userIdProvider,
+    userIdProvider: options.userIdProvider ?? defaultUserId,
+    authenticate: options.authenticate,
+    policies: new Map(Object.entries(options.policies ?? {})),
+    modules: options.modules ?? [],
     logger: options.logger ?? consoleLogger(),
   };
   return resolved;

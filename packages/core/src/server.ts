@@ -1,11 +1,17 @@
 import "reflect-metadata";
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
-import { HubDefinitionError, SwitchboardError } from "./errors.js";
+import { DependencyResolutionError, HubDefinitionError, SwitchboardError } from "./errors.js";
 import { FlushScheduler } from "./flush-scheduler.js";
 import type { AnyClient, ClientMethods, Hub, HubClass } from "./hub.js";
 import { describeHub } from "./hub-descriptor.js";
 import { HubEndpoint, type HubContext } from "./hub-endpoint.js";
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
+import { hubModules } from "./authorization.js";
+import type { Logger } from "./logger.js";
+import { HubPipeline, type HubModule, type HubModuleRegistration } from "./pipeline.js";
+
+/** DI token of the server's {@link Logger}, for modules and services: `@inject(LOGGER) logger: Logger`. */
+export const LOGGER: InjectionToken<Logger> = Symbol("switchboard.Logger");
 
 /** A transport attached to a server; `stop` stops accepting and resolves once its sockets are gone. */
 export interface AttachedTransport {
@@ -36,12 +42,16 @@ export class SwitchboardServer {
   readonly #byClass = new Map<HubClass, HubEndpoint>();
   readonly #transports = new Set<AttachedTransport>();
   readonly #scheduler = new FlushScheduler();
+  readonly #modules = new Map<HubModuleRegistration, HubModule>();
+  readonly #globalModules: readonly HubModule[];
   readonly #heartbeat: NodeJS.Timeout;
   #closing: Promise<void> | undefined;
 
   constructor(options: ServerOptions) {
     this.options = resolveOptions(options);
     this.container = (options.container ?? rootContainer).createChildContainer();
+    this.container.register(LOGGER, { useValue: this.options.logger });
+    this.#globalModules = this.options.modules.map((module) => this.#module(module));
     for (const hub of options.hubs ?? []) this.addHub(hub);
     // One timer for every connection: keep-alive pings and client timeouts.
     const period = Math.max(5, Math.min(1000, this.options.keepAliveInterval / 4, this.options.clientTimeout / 4));
@@ -55,11 +65,40 @@ export class SwitchboardServer {
     const descriptor = describeHub(hub, path);
     if (this.#endpoints.has(descriptor.path)) throw new HubDefinitionError(`Two hubs are registered on '${descriptor.path}'.`);
     if (this.#byClass.has(hub)) throw new HubDefinitionError(`Hub '${hub.name}' is registered twice.`);
-    const endpoint = new HubEndpoint(descriptor, this.options, this.container, this.#scheduler);
+    for (const method of descriptor.methods.values()) {
+      for (const requirement of method.authorization) {
+        for (const policy of requirement.policies) {
+          if (!this.options.policies.has(policy)) {
+            throw new HubDefinitionError(`Hub '${descriptor.name}' method '${method.name}' needs policy '${policy}', which is not in the server's 'policies' option.`);
+          }
+        }
+      }
+    }
+    const modules = [...this.#globalModules, ...hubModules(hub).map((module) => this.#module(module))];
+    const pipeline = new HubPipeline(modules, this.options.logger);
+    const endpoint = new HubEndpoint(descriptor, this.options, this.container, this.#scheduler, pipeline);
     this.#endpoints.set(descriptor.path, endpoint);
     this.#byClass.set(hub, endpoint);
     this.container.register(hubContextToken(hub), { useValue: endpoint.context });
     return this;
+  }
+
+  /** A module instance, or one resolved once from this server's container. */
+  #module(registration: HubModuleRegistration): HubModule {
+    if (typeof registration !== "function") {
+      if (registration === null || typeof registration !== "object") throw new HubDefinitionError("A pipeline module must be an object or a class.");
+      return registration;
+    }
+    let module = this.#modules.get(registration);
+    if (module === undefined) {
+      try {
+        module = this.container.resolve(registration);
+      } catch (cause) {
+        throw new DependencyResolutionError(`Pipeline module '${registration.name}' could not be constructed: ${(cause as Error)?.message ?? cause}`, { cause });
+      }
+      this.#modules.set(registration, module);
+    }
+    return module;
   }
 
   /** The endpoint serving `path` (exact match), if any. */

@@ -37,11 +37,14 @@ function invalid(type: number): InvalidMessageError {
   return new InvalidMessageError(`Invalid payload for ${MESSAGE_NAMES[type] ?? "a"} message.`);
 }
 
+const MIN_SAFE_BIGINT = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** An integer in any MessagePack integer encoding; 64-bit ones may arrive as bigint (`useBigInt64`). */
 function toInteger(value: unknown): number | undefined {
   if (typeof value === "number") return Number.isInteger(value) ? value : undefined;
   if (typeof value === "bigint") {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : undefined;
+    return value >= MIN_SAFE_BIGINT && value <= MAX_SAFE_BIGINT ? Number(value) : undefined;
   }
   return undefined;
 }

@@ -1,4 +1,5 @@
 import type { Logger, SerializedRecord, TransferFormat, TransportConnection } from "@switchboard/core";
+import * as ws from "ws";
 import { WebSocket } from "ws";
 
 /** `ws` private API used for the frame-once path (the same one engine.io uses for pre-encoded frames). */
@@ -7,7 +8,8 @@ interface FrameSender {
 }
 type FrameFunction = (data: Uint8Array, options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean }) => (Buffer | Uint8Array)[];
 
-const frameOf = (WebSocket as unknown as { Sender?: { frame?: FrameFunction } }).Sender?.frame;
+// ws's ESM entry exports `Sender` by name; only its CommonJS entry also hangs it on `WebSocket`.
+const frameOf = ((ws as unknown as { Sender?: { frame?: FrameFunction } }).Sender ?? (WebSocket as unknown as { Sender?: { frame?: FrameFunction } }).Sender)?.frame;
 const TEXT = 0x1;
 const BINARY = 0x2;
 const FORMATS: readonly TransferFormat[] = ["text", "binary"];

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import type { AttachedTransport, AvailableTransport, ConnectionHandle, ConnectionRequest, HubEndpoint, Logger, SwitchboardServer } from "@switchboard/core";
+import { Refusal, type AttachedTransport, type AvailableTransport, type ConnectionHandle, type ConnectionRequest, type HubEndpoint, type Logger, type PendingConnection, type SwitchboardServer } from "@switchboard/core";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketConnection } from "./websocket-connection.js";
 
@@ -55,8 +55,17 @@ function rejectUpgrade(socket: Duplex, status: number, reason: string, body: str
 }
 
 function respond(res: ServerResponse, status: number, body: string, type = "text/plain; charset=utf-8"): void {
-  res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-cache" });
+  if (res.headersSent || res.destroyed) return;
+  const headers: Record<string, string | number> = { "Content-Type": type, "Content-Length": Buffer.byteLength(body), "Cache-Control": "no-cache" };
+  if (status === 401) headers["WWW-Authenticate"] = "Bearer";
+  res.writeHead(status, headers);
   res.end(body);
+}
+
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict" };
+
+function requestOf(req: IncomingMessage, query: Map<string, string>): ConnectionRequest {
+  return { query, headers: req.headers, remoteAddress: req.socket.remoteAddress };
 }
 
 /**
@@ -152,14 +161,24 @@ export class WebSocketTransport implements AttachedTransport {
         respond(res, 503, "The server is shutting down.");
         return true;
       }
-      const body = endpoint.negotiate(url.query.get("negotiateVersion"), AVAILABLE);
-      respond(res, 200, JSON.stringify(body), "application/json");
+      void this.#negotiate(endpoint, req, res, url.query);
       return true;
     }
     if (this.#server.endpoint(url.path) === undefined) return false;
     req.resume();
     respond(res, 400, "This hub accepts WebSocket connections only.");
     return true;
+  }
+
+  async #negotiate(endpoint: HubEndpoint, req: IncomingMessage, res: ServerResponse, query: Map<string, string>): Promise<void> {
+    try {
+      const answer = await endpoint.negotiate(requestOf(req, query), AVAILABLE);
+      if (answer instanceof Refusal) respond(res, answer.status, answer.reason);
+      else respond(res, 200, JSON.stringify(answer), "application/json");
+    } catch (error) {
+      this.#logger.error({ err: error }, "Negotiate failed.");
+      respond(res, 500, "Internal Server Error");
+    }
   }
 
   /** Accepts a WebSocket upgrade if it is for a hub; returns false otherwise. */
@@ -175,34 +194,43 @@ export class WebSocketTransport implements AttachedTransport {
       rejectUpgrade(socket, 503, "Service Unavailable", "The server is shutting down.");
       return true;
     }
-    const pending = endpoint.claim(url.query.get("id"));
-    if (pending === "unknown") {
-      rejectUpgrade(socket, 404, "Not Found", "No Connection with that ID");
-      return true;
+    void this.#upgrade(endpoint, req, socket, head, url.query);
+    return true;
+  }
+
+  async #upgrade(endpoint: HubEndpoint, req: IncomingMessage, socket: Duplex, head: Buffer, query: Map<string, string>): Promise<void> {
+    let pending: PendingConnection | Refusal;
+    try {
+      pending = await endpoint.admit(requestOf(req, query), query.get("id"));
+    } catch (error) {
+      this.#logger.error({ err: error }, "Admitting a WebSocket connection failed.");
+      return rejectUpgrade(socket, 500, "Internal Server Error", "Internal Server Error");
     }
-    if (pending === "in-use") {
-      rejectUpgrade(socket, 409, "Conflict", "The connection already has a transport.");
-      return true;
+    if (pending instanceof Refusal) return rejectUpgrade(socket, pending.status, STATUS_TEXT[pending.status]!, pending.reason);
+    const admitted = pending;
+    if (socket.destroyed || !socket.writable || this.#stopping !== undefined) {
+      endpoint.abandon(admitted);
+      if (!socket.destroyed) rejectUpgrade(socket, 503, "Service Unavailable", "The server is shutting down.");
+      return;
     }
     let accepted = false;
     const abandon = (): void => {
-      if (!accepted) endpoint.abandon(pending);
+      if (!accepted) endpoint.abandon(admitted);
     };
     socket.once("close", abandon);
     try {
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
         socket.off("close", abandon);
-        this.#accept(endpoint, pending, ws as TrackedSocket, req, url.query);
+        this.#accept(endpoint, admitted, ws as TrackedSocket, req, query);
       });
     } catch (error) {
       this.#logger.debug({ err: error }, "WebSocket upgrade failed.");
       socket.destroy();
     }
-    return true;
   }
 
-  #accept(endpoint: HubEndpoint, pending: Parameters<HubEndpoint["connect"]>[0], ws: TrackedSocket, req: IncomingMessage, query: Map<string, string>): void {
+  #accept(endpoint: HubEndpoint, pending: PendingConnection, ws: TrackedSocket, req: IncomingMessage, query: Map<string, string>): void {
     // The error listener goes on before any data can flow: without it, one bad frame would throw
     // an unhandled 'error' and kill the process (CVE-2022-21676's shape).
     ws[kLogger] = this.#logger;
@@ -212,8 +240,7 @@ export class WebSocketTransport implements AttachedTransport {
       ws.close(1001);
       return;
     }
-    const request: ConnectionRequest = { query, headers: req.headers, remoteAddress: req.socket.remoteAddress };
-    const handle = endpoint.connect(pending, new WebSocketConnection(ws, this.#logger), request);
+    const handle = endpoint.connect(pending, new WebSocketConnection(ws, this.#logger), requestOf(req, query));
     ws[kHandle] = handle;
     this.#sockets.add(ws);
     ws.on("message", onSocketMessage);

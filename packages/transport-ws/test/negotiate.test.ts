@@ -37,8 +37,9 @@ describe("negotiate", () => {
     const server = await startServer([PingHub]);
     const endpoint = server.server.endpoint("/hub")!;
     const seen = new Set<string>();
+    const request = { query: new Map([["negotiateVersion", "1"]]), headers: {}, remoteAddress: undefined };
     for (let i = 0; i < 10_000; i++) {
-      const body = endpoint.negotiate("1", []) as { connectionId: string; connectionToken: string };
+      const body = (await endpoint.negotiate(request, [])) as { connectionId: string; connectionToken: string };
       expect(body.connectionToken).toMatch(BASE64URL_22);
       seen.add(body.connectionId).add(body.connectionToken);
     }

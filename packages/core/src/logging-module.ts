@@ -1,0 +1,57 @@
+import { inject, injectable } from "tsyringe";
+import { HubError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { ErrorContext, HubModule, InvocationContext, LifetimeContext } from "./pipeline.js";
+import { LOGGER } from "./server.js";
+
+/**
+ * Structured logging of a hub's life: one `info` entry per connect and disconnect, one `debug`
+ * entry per invocation with its duration and outcome, and an `error` entry for every failure
+ * observed by the pipeline. Writes to the server's logger (`LOGGER`, e.g. a pino instance).
+ * Arguments and results are never logged (they may hold personal data), nor are tokens.
+ *
+ * ```ts
+ * new SwitchboardServer({ protocols, hubs, logger: pino(), modules: [LoggingModule] });
+ * ```
+ */
+@injectable()
+export class LoggingModule implements HubModule {
+  readonly #logger: Logger;
+
+  constructor(@inject(LOGGER) logger: Logger) {
+    this.#logger = logger;
+  }
+
+  async invoke(ctx: InvocationContext, next: () => Promise<unknown>): Promise<unknown> {
+    const started = performance.now();
+    const fields = { hub: ctx.hubName, method: ctx.methodName, connectionId: ctx.connection.connectionId, invocationId: ctx.invocationId };
+    try {
+      const result = await next();
+      this.#logger.debug({ ...fields, outcome: "completed", durationMs: round(performance.now() - started) }, "Hub method invoked.");
+      return result;
+    } catch (error) {
+      const outcome = error instanceof HubError ? "hub-error" : "failed";
+      this.#logger.debug({ ...fields, outcome, durationMs: round(performance.now() - started) }, "Hub method invoked.");
+      throw error;
+    }
+  }
+
+  async onConnected(ctx: LifetimeContext, next: () => Promise<void>): Promise<void> {
+    await next();
+    this.#logger.info({ hub: ctx.hubName, connectionId: ctx.connection.connectionId, user: ctx.connection.userIdentifier }, "Client connected.");
+  }
+
+  async onDisconnected(ctx: LifetimeContext, error: Error | undefined, next: () => Promise<void>): Promise<void> {
+    this.#logger.info({ hub: ctx.hubName, connectionId: ctx.connection.connectionId, user: ctx.connection.userIdentifier, abnormal: error !== undefined }, "Client disconnected.");
+    await next();
+  }
+
+  onError(ctx: ErrorContext, error: unknown): void {
+    if (error instanceof HubError) return; // an expected, client-facing outcome
+    this.#logger.error({ hub: ctx.hubName, stage: ctx.stage, method: ctx.methodName, connectionId: ctx.connection?.connectionId, err: error }, "Hub pipeline error.");
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
