@@ -13,7 +13,11 @@ import { ChatHub } from "./chat-hub.js";
 const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** Static files of the page: the page itself and the official browser client bundles. */
+/**
+ * Static files of the page: the page itself and the official browser client bundles. The
+ * MessagePack bundle has @msgpack/msgpack built in and needs only the `signalR` global of
+ * signalr.min.js, loaded before it; the page test checks that it works in Chromium.
+ */
 const STATIC: Record<string, { file: string; type: string }> = {
   "/": { file: join(here, "..", "public", "index.html"), type: "text/html; charset=utf-8" },
   "/signalr.min.js": { file: require.resolve("@microsoft/signalr/dist/browser/signalr.min.js"), type: "text/javascript; charset=utf-8" },

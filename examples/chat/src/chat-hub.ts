@@ -2,10 +2,22 @@ import { Hub, HubError } from "@switchboard/core";
 
 /** What the server can call on a chat client. */
 export interface ChatClient {
+  /** A message from `fromConnectionId`, sent by the Send* methods. */
   Message(fromConnectionId: string, text: string): void;
+  /** A message said in `room` (by `Say`); `fromName` is the sender's chosen name, or null. */
+  RoomMessage(room: string, fromConnectionId: string, fromName: string | null, text: string): void;
+  /** `room` now has `count` members: sent to the room whenever someone joins, leaves or disconnects. */
+  RoomCount(room: string, count: number): void;
 }
 
-/** The demo hub: echo, identity, and messages to everyone, the others, one connection or a room. */
+/** `context.items` keys: the chosen name, and the rooms joined (membership ends before `onDisconnected`). */
+const kName = Symbol("chat.name");
+const kRooms = Symbol("chat.rooms");
+
+/**
+ * The demo hub: echo, identity, messages to everyone, the others, one connection or a room, and
+ * what the demo page uses — a chosen name, `Say` in a room, and member counts per room.
+ */
 @Hub("/hubs/chat")
 export class ChatHub extends Hub<ChatClient> {
   Echo(value: unknown): unknown {
@@ -14,6 +26,14 @@ export class ChatHub extends Hub<ChatClient> {
 
   WhoAmI(): string {
     return this.context.connectionId;
+  }
+
+  /** Sets the name shown with this connection's `RoomMessage`s; `""` clears it. Returns the name kept. */
+  SetName(name: string): string {
+    const kept = checkName(name);
+    if (kept === "") this.context.items.delete(kName);
+    else this.context.items.set(kName, kept);
+    return kept;
   }
 
   async SendToAll(text: string): Promise<void> {
@@ -28,14 +48,30 @@ export class ChatHub extends Hub<ChatClient> {
     await this.clients.client(connectionId).send("Message", this.context.connectionId, checkText(text));
   }
 
+  /** Joins `group`, tells its members (the caller included) the new `RoomCount`, and returns it. */
   async Join(group: string): Promise<number> {
     await this.groups.add(this.context.connectionId, checkGroup(group));
-    return this.groups.count(group);
+    this.#rooms().add(group);
+    const count = this.groups.count(group);
+    await this.clients.group(group).send("RoomCount", group, count);
+    return count;
   }
 
+  /** Leaves `group`, tells the members left the new `RoomCount`, and returns it. */
   async Leave(group: string): Promise<number> {
     await this.groups.remove(this.context.connectionId, checkGroup(group));
-    return this.groups.count(group);
+    this.#rooms().delete(group);
+    const count = this.groups.count(group);
+    await this.clients.group(group).send("RoomCount", group, count);
+    return count;
+  }
+
+  /** Sends `RoomMessage` to every member of `room`; only members may speak in it. */
+  async Say(room: string, text: string): Promise<void> {
+    const { connectionId } = this.context;
+    if (!this.groups.has(checkGroup(room), connectionId)) throw new HubError(`Join '${room}' before speaking in it.`);
+    const name = this.context.items.get(kName);
+    await this.clients.group(room).send("RoomMessage", room, connectionId, typeof name === "string" ? name : null, checkText(text));
   }
 
   async SendToGroup(group: string, text: string): Promise<void> {
@@ -52,9 +88,25 @@ export class ChatHub extends Hub<ChatClient> {
     }
     await this.clients.groupExcept(checkGroup(group), connectionIds).send("Message", this.context.connectionId, checkText(text));
   }
+
+  /** The connection has already left its groups here, so the rooms it was in come from `items`. */
+  override async onDisconnected(): Promise<void> {
+    const rooms = this.context.items.get(kRooms);
+    if (!(rooms instanceof Set)) return;
+    for (const room of rooms as Set<string>) {
+      await this.clients.group(room).send("RoomCount", room, this.groups.count(room));
+    }
+  }
+
+  #rooms(): Set<string> {
+    let rooms = this.context.items.get(kRooms) as Set<string> | undefined;
+    if (rooms === undefined) this.context.items.set(kRooms, (rooms = new Set()));
+    return rooms;
+  }
 }
 
 const MAX_TEXT = 4_000;
+const MAX_NAME = 32;
 
 function checkText(text: unknown): string {
   if (typeof text !== "string") throw new HubError("The message must be a string.");
@@ -67,4 +119,12 @@ function checkGroup(group: unknown): string {
     throw new HubError("The room name must be 1 to 100 characters.");
   }
   return group;
+}
+
+/** Trims and collapses whitespace (control characters included), so a name fits on one line. */
+function checkName(name: unknown): string {
+  if (typeof name !== "string") throw new HubError("The name must be a string.");
+  const kept = name.replace(/[\s\p{Cc}]+/gu, " ").trim();
+  if (kept.length > MAX_NAME) throw new HubError(`The name is longer than ${MAX_NAME} characters.`);
+  return kept;
 }
