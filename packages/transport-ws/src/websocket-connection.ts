@@ -77,6 +77,9 @@ export class WebSocketConnection implements TransportConnection {
 
   close(): void {
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
+      // A socket paused for back-pressure must read again, or the client's close frame is never seen
+      // and the closing handshake hangs until ws's own timeout.
+      this.socket.resume();
       this.socket.close(1000);
     }
   }
