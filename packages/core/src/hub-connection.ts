@@ -19,8 +19,11 @@ export interface ConnectionHost {
   protocolIndex(name: string): number;
   /** The Ping record of the protocol at `index`, encoded once. */
   pingRecord(index: number): SerializedRecord;
-  /** The handshake succeeded: register the connection and run `onConnected`. */
-  connected(connection: HubConnection): void;
+  /**
+   * The handshake succeeded: register the connection and run `onConnected`. A returned promise
+   * settles when `onConnected` has finished; invocations wait for it.
+   */
+  connected(connection: HubConnection): void | Promise<void>;
   /** Runs one hub method invocation (including its Completion, if one is due). */
   invoke(connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void>;
   /** The connection has ended: unregister it and run `onDisconnected` once. */
@@ -35,7 +38,10 @@ const CLOSED = 2;
 export const CONNECTION_ERROR_TEXT = "Connection closed with an error.";
 // One record per transfer format: a transport may cache a record's frame, and a record is only
 // ever written in one format (a MessagePack client gets its handshake response in a binary frame).
-const HANDSHAKE_RECORDS: Readonly<Record<TransferFormat, SerializedRecord>> = { text: new SerializedRecord(handshakeSuccess()), binary: new SerializedRecord(handshakeSuccess()) };
+const HANDSHAKE_RECORDS: Readonly<Record<TransferFormat, SerializedRecord>> = {
+  text: new SerializedRecord(handshakeSuccess()),
+  binary: new SerializedRecord(handshakeSuccess()),
+};
 
 /**
  * One client connection to one hub: handshake, parsing, the invocation queue, the coalescing
@@ -76,8 +82,12 @@ export class HubConnection implements ConnectionHandle {
   readonly #waiting: (InvocationMessage | StreamInvocationMessage)[] = [];
   #paused = false;
   #closeMessageSent = false;
+  /** A protocol fault whose Close waits until the invocations read before the bad record have started. */
+  #pendingFault: { readonly message: CloseMessage; readonly error: Error | undefined } | undefined;
   readonly #onMessage = (message: HubMessage): void => this.#dispatch(message);
   readonly #onInvocationDone = (): void => this.#invocationDone();
+  /** True while an async `onConnected` runs: invocations wait for it, as in ASP.NET. */
+  #connecting = false;
 
   constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, container: DependencyContainer) {
     this.#host = host;
@@ -101,7 +111,8 @@ export class HubConnection implements ConnectionHandle {
   // ---- receive ---------------------------------------------------------------------------
 
   receive(data: Uint8Array): void {
-    if (this.#state === CLOSED) return;
+    // After a fault the parser's state is unspecified: nothing more is read from this client.
+    if (this.#state === CLOSED || this.#pendingFault !== undefined) return;
     try {
       if (this.#state === HANDSHAKING) {
         const done = this.#handshake!.read(data);
@@ -137,7 +148,15 @@ export class HubConnection implements ConnectionHandle {
     this.#state = CONNECTED;
     this.lastReceivedAt = Date.now(); // the client timeout is armed here, not at the first Ping
     this.#writeNow(HANDSHAKE_RECORDS[this.#format]);
-    this.#host.connected(this);
+    const connecting = this.#host.connected(this);
+    if (connecting !== undefined) {
+      this.#connecting = true;
+      const done = (): void => {
+        this.#connecting = false;
+        this.#invocationDone(false);
+      };
+      connecting.then(done, done);
+    }
     return true;
   }
 
@@ -161,7 +180,15 @@ export class HubConnection implements ConnectionHandle {
     const detail = error instanceof MessageTooLargeError ? ` ${error.message}` : "";
     const known = error instanceof SwitchboardError;
     this.#host.logger[known ? "debug" : "error"]({ connectionId: this.connectionId, err: error }, "Closing a connection after bad data.");
-    this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT + detail, allowReconnect: true }, error instanceof Error ? error : undefined);
+    const close: CloseMessage = { type: MessageType.Close, error: CONNECTION_ERROR_TEXT + detail, allowReconnect: true };
+    const cause = error instanceof Error ? error : undefined;
+    if (this.#waiting.length > 0) {
+      // Like ASP.NET, which reads the next record only once the previous invocation has a slot:
+      // invocations before the bad record still start, in order, and the Close follows them.
+      this.#pendingFault = { message: close, error: cause };
+      return;
+    }
+    this.close(close, cause);
   }
 
   #dispatch(message: HubMessage): void {
@@ -190,7 +217,7 @@ export class HubConnection implements ConnectionHandle {
   // ---- invocation queue (maxParallelInvocations, receive-side back-pressure) -------------
 
   #enqueueInvocation(message: InvocationMessage | StreamInvocationMessage): void {
-    if (this.#running < this.#host.options.maxParallelInvocations) {
+    if (!this.#connecting && this.#running < this.#host.options.maxParallelInvocations) {
       this.#start(message);
       return;
     }
@@ -206,11 +233,17 @@ export class HubConnection implements ConnectionHandle {
     this.#host.invoke(this, message).then(this.#onInvocationDone, this.#onInvocationDone);
   }
 
-  #invocationDone(): void {
-    this.#running--;
+  /** An invocation finished (`finished`), or `onConnected` did: start what the free slots allow. */
+  #invocationDone(finished = true): void {
+    if (finished) this.#running--;
     if (this.#state === CLOSED) return;
-    const next = this.#waiting.shift();
-    if (next !== undefined) this.#start(next);
+    while (!this.#connecting && this.#running < this.#host.options.maxParallelInvocations && this.#waiting.length > 0) {
+      this.#start(this.#waiting.shift()!);
+    }
+    if (this.#pendingFault !== undefined && this.#waiting.length === 0) {
+      this.close(this.#pendingFault.message, this.#pendingFault.error);
+      return;
+    }
     if (this.#paused && this.#waiting.length < this.#host.options.maxQueuedInvocations / 2) {
       this.#paused = false;
       this.transport.resume();

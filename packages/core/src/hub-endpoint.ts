@@ -239,12 +239,14 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     return this.#pingRecords[index]!;
   }
 
-  connected(connection: HubConnection): void {
+  connected(connection: HubConnection): Promise<void> | undefined {
     connection.userIdentifier = this.#userKey(connection.user, connection.connectionId, connection.request);
     connection.callerContext = new CallerContext(connection);
     connection.callerClients = new DefaultHubCallerClients(this, connection.connectionId);
     this.lifetimeManager.onConnected(connection);
-    if (this.descriptor.hasOnConnected || this.pipeline.hasConnected) void this.#runOnConnected(connection);
+    // The connection holds its invocations until onConnected has finished.
+    if (this.descriptor.hasOnConnected || this.pipeline.hasConnected) return this.#runOnConnected(connection);
+    return undefined;
   }
 
   #lifetimeContext(connection: HubConnection, hub: Hub<any>): LifetimeContext {

@@ -89,7 +89,8 @@ export class WebSocketTransport implements AttachedTransport {
     this.#logger = server.options.logger;
     this.#closeTimeout = options.closeTimeout ?? 5_000;
     const maxPayload = options.maxPayload ?? Math.max(64 * 1024, 2 * server.options.maxMessageSize);
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false });
+    // closeTimeout also bounds how long ws waits for a peer's close frame before destroying the socket.
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false, closeTimeout: this.#closeTimeout } as ConstructorParameters<typeof WebSocketServer>[0]);
     server.attachTransport(this);
   }
 
@@ -109,7 +110,11 @@ export class WebSocketTransport implements AttachedTransport {
     };
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
       if (this.handleUpgrade(req, socket, head)) return;
-      if (httpServer.listenerCount("upgrade") === 1) rejectUpgrade(socket, 404, "Not Found", "Not Found");
+      if (httpServer.listenerCount("upgrade") === 1) {
+        // No one else owns this socket: a client RST while the 404 is written must not throw (CVE-2022-41940).
+        socket.on("error", onRawSocketError);
+        rejectUpgrade(socket, 404, "Not Found", "Not Found");
+      }
     };
     httpServer.on("request", onRequest);
     httpServer.on("upgrade", onUpgrade);
