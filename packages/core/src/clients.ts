@@ -1,5 +1,6 @@
 import type { AnyClient, ClientArgs, ClientMethods } from "./hub.js";
 import { MessageType, type InvocationMessage } from "./hub-messages.js";
+import { checkGroupName } from "./group-registry.js";
 import { ALL, type SendTarget } from "./send-target.js";
 
 /** Where client proxies hand their sends: a hub endpoint (pipeline, then lifetime manager). */
@@ -37,6 +38,30 @@ export interface HubCallerClients<TClient extends ClientMethods = AnyClient> ext
 
 const RESOLVED = Promise.resolve();
 
+// Addressing arguments are checked when the proxy is made, so misuse throws at the call site
+// (a string where an array belongs would otherwise be iterated character by character).
+function string(name: string, value: unknown): string {
+  if (typeof value !== "string") throw new TypeError(`'${name}' must be a string.`);
+  return value;
+}
+
+function strings(name: string, values: unknown): readonly string[] {
+  if (!Array.isArray(values)) throw new TypeError(`'${name}' must be an array of strings.`);
+  for (const value of values) if (typeof value !== "string") throw new TypeError(`'${name}' must be an array of strings.`);
+  return values as readonly string[];
+}
+
+function groupName(name: unknown): string {
+  checkGroupName(name);
+  return name;
+}
+
+function groupNames(names: unknown): readonly string[] {
+  if (!Array.isArray(names)) throw new TypeError("'names' must be an array of group names.");
+  for (const name of names) checkGroupName(name);
+  return names as readonly string[];
+}
+
 /** A target bound to a lifetime manager. One small object per addressing call, none per recipient. */
 class TargetProxy implements ClientProxy<AnyClient> {
   readonly #manager: MessageSender;
@@ -72,28 +97,28 @@ export class DefaultHubClients implements HubClients<AnyClient> {
   }
 
   allExcept(connectionIds: readonly string[]): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "all", excluded: connectionIds });
+    return new TargetProxy(this.manager, { kind: "all", excluded: strings("connectionIds", connectionIds) });
   }
   client(connectionId: string): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "connection", connectionId });
+    return new TargetProxy(this.manager, { kind: "connection", connectionId: string("connectionId", connectionId) });
   }
   clients(connectionIds: readonly string[]): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "connections", connectionIds });
+    return new TargetProxy(this.manager, { kind: "connections", connectionIds: strings("connectionIds", connectionIds) });
   }
   group(name: string): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "group", group: name });
+    return new TargetProxy(this.manager, { kind: "group", group: groupName(name) });
   }
   groups(names: readonly string[]): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "groups", groups: names });
+    return new TargetProxy(this.manager, { kind: "groups", groups: groupNames(names) });
   }
   groupExcept(name: string, connectionIds: readonly string[]): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "group", group: name, excluded: connectionIds });
+    return new TargetProxy(this.manager, { kind: "group", group: groupName(name), excluded: strings("connectionIds", connectionIds) });
   }
   user(userId: string): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "user", userId });
+    return new TargetProxy(this.manager, { kind: "user", userId: string("userId", userId) });
   }
   users(userIds: readonly string[]): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "users", userIds });
+    return new TargetProxy(this.manager, { kind: "users", userIds: strings("userIds", userIds) });
   }
 }
 
@@ -111,9 +136,9 @@ export class DefaultHubCallerClients extends DefaultHubClients implements HubCal
   }
 
   othersInGroup(name: string): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "group", group: name, excluded: this.#self });
+    return new TargetProxy(this.manager, { kind: "group", group: groupName(name), excluded: this.#self });
   }
   othersInGroups(names: readonly string[]): ClientProxy<AnyClient> {
-    return new TargetProxy(this.manager, { kind: "groups", groups: names, excluded: this.#self });
+    return new TargetProxy(this.manager, { kind: "groups", groups: groupNames(names), excluded: this.#self });
   }
 }

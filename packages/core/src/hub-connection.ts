@@ -30,6 +30,8 @@ export interface ConnectionHost {
   ended(connection: HubConnection, error: Error | undefined): void;
 }
 
+/** Outbox slots a connection keeps between flushes; a larger burst's array is released. */
+const OUTBOX_SLOTS_KEPT = 1024;
 const HANDSHAKING = 0;
 const CONNECTED = 1;
 const CLOSED = 2;
@@ -236,6 +238,9 @@ export class HubConnection implements ConnectionHandle {
   /** An invocation finished (`finished`), or `onConnected` did: start what the free slots allow. */
   #invocationDone(finished = true): void {
     if (finished) this.#running--;
+    // While reading is paused the client's pings cannot arrive: progress on its queue stands in
+    // for them, so a slow but moving queue is not a timeout, and a hung one still is.
+    if (this.#paused) this.lastReceivedAt = Date.now();
     if (this.#state === CLOSED) return;
     while (!this.#connecting && this.#running < this.#host.options.maxParallelInvocations && this.#waiting.length > 0) {
       this.#start(this.#waiting.shift()!);
@@ -247,6 +252,7 @@ export class HubConnection implements ConnectionHandle {
     if (this.#paused && this.#waiting.length < this.#host.options.maxQueuedInvocations / 2) {
       this.#paused = false;
       this.transport.resume();
+      this.lastReceivedAt = Date.now(); // the client's pings were unread while paused: not its fault
     }
   }
 
@@ -260,7 +266,11 @@ export class HubConnection implements ConnectionHandle {
   enqueue(record: SerializedRecord): void {
     if (this.#state !== CONNECTED) return;
     const size = record.bytes.length;
-    if (this.transport.bufferedAmount + this.#outboxBytes + size > this.#host.options.maxBufferedBytes) {
+    // Only a client whose socket is backed up can be slow: while everything written so far has
+    // gone out, this turn's sends are queued whatever their size, so one big broadcast does not
+    // close every healthy recipient.
+    const buffered = this.transport.bufferedAmount;
+    if (buffered > 0 && buffered + this.#outboxBytes + size > this.#host.options.maxBufferedBytes) {
       this.#slowConsumer();
       return;
     }
@@ -283,7 +293,9 @@ export class HubConnection implements ConnectionHandle {
       this.transport.write(this.#outbox, count, this.#format);
       this.lastSentAt = Date.now();
     }
-    for (let i = 0; i < count; i++) this.#outbox[i] = undefined as unknown as SerializedRecord;
+    // Drop the references (records may be large); after an unusual burst, drop the slots too.
+    if (count > OUTBOX_SLOTS_KEPT) this.#outbox.length = 0;
+    else for (let i = 0; i < count; i++) this.#outbox[i] = undefined as unknown as SerializedRecord;
   }
 
   #writeNow(record: SerializedRecord): void {

@@ -149,11 +149,13 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
       context.logger.debug({ connectionId: connection.connectionId, target }, "Hub method arguments do not match its parameters.");
       return fail(context, connection, id, ErrorText.binding(target));
     }
+    // The caller is answered first: whatever the logger or an onError module does cannot stop it.
+    fail(context, connection, id, invocationErrorText(target, error, context.detailedErrors));
     // Expected, client-facing outcomes are not server errors: keep them out of the error log.
     const level = error instanceof HubError || error instanceof GroupNameError ? "debug" : "error";
     context.logger[level]({ connectionId: connection.connectionId, hub: context.descriptor.name, target, err: error }, "Hub method failed.");
     context.pipeline.reportError({ hubName: context.descriptor.name, stage: "invoke", connection: connection.callerContext, methodName: method.name }, error);
-    return fail(context, connection, id, invocationErrorText(target, error, context.detailedErrors));
+    return;
   }
   if (id !== undefined && id !== "") {
     complete(connection, context, { type: MessageType.Completion, invocationId: id, hasResult: true, result: result === undefined ? null : result });

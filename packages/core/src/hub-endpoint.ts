@@ -40,9 +40,9 @@ export type NegotiateResponse =
 
 /** A request refused before any connection exists: the transport answers with this HTTP status. */
 export class Refusal {
-  readonly status: 401 | 403 | 404 | 409;
+  readonly status: 401 | 403 | 404 | 409 | 503;
   readonly reason: string;
-  constructor(status: 401 | 403 | 404 | 409, reason: string) {
+  constructor(status: 401 | 403 | 404 | 409 | 503, reason: string) {
     this.status = status;
     this.reason = reason;
     Object.freeze(this);
@@ -56,6 +56,9 @@ export interface PendingConnection {
   readonly user: Principal | null;
 }
 
+const NOTHING = (): void => undefined;
+const CONNECTED = Promise.resolve(true);
+
 /** Lowest negotiate version served: version 0 would make the public id the secret token. */
 const MIN_NEGOTIATE_VERSION = 1;
 
@@ -63,6 +66,7 @@ const UNAUTHENTICATED = new Refusal(401, "Unauthorized");
 const FORBIDDEN = new Refusal(403, "Forbidden");
 const UNKNOWN = new Refusal(404, "No Connection with that ID");
 const IN_USE = new Refusal(409, "The connection already has a transport.");
+const SHUTTING_DOWN = new Refusal(503, "The server is shutting down.");
 
 /** The bearer token of a request: `Authorization: Bearer …`, else the `access_token` query parameter. */
 export function bearerToken(request: ConnectionRequest): string | undefined {
@@ -120,6 +124,8 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
   readonly #pingRecords: SerializedRecord[];
   readonly #tokens = new WeakMap<HubConnection, string>();
   readonly #disconnects = new Set<Promise<void>>();
+  readonly #onConnectedRuns = new WeakMap<HubConnection, Promise<boolean>>();
+  #closing = false;
 
   constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler, pipeline: HubPipeline) {
     this.descriptor = descriptor;
@@ -190,6 +196,7 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     }
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
+    if (this.#closing) return SHUTTING_DOWN; // close() began while authenticate ran
     const { connectionId, connectionToken } = this.store.create((id) => this.#userKey(user, id, request));
     return { negotiateVersion: 1, connectionId, connectionToken, availableTransports };
   }
@@ -203,6 +210,7 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
   async admit(request: ConnectionRequest, token: string | undefined): Promise<PendingConnection | Refusal> {
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
+    if (this.#closing) return SHUTTING_DOWN;
     if (token === undefined) return { connectionId: newId(), token: undefined, user };
     const entry = this.store.peek(token);
     if (entry === undefined) return UNKNOWN;
@@ -244,25 +252,30 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     connection.callerContext = new CallerContext(connection);
     connection.callerClients = new DefaultHubCallerClients(this, connection.connectionId);
     this.lifetimeManager.onConnected(connection);
-    // The connection holds its invocations until onConnected has finished.
-    if (this.descriptor.hasOnConnected || this.pipeline.hasConnected) return this.#runOnConnected(connection);
-    return undefined;
+    if (!this.descriptor.hasOnConnected && !this.pipeline.hasConnected) return undefined;
+    // The connection holds its invocations, and its onDisconnected, until onConnected has finished.
+    const run = this.#runOnConnected(connection);
+    this.#onConnectedRuns.set(connection, run);
+    return run.then(NOTHING);
   }
 
   #lifetimeContext(connection: HubConnection, hub: Hub<any>): LifetimeContext {
     return { hubName: this.descriptor.name, hub, connection: connection.callerContext, services: connection.container };
   }
 
-  async #runOnConnected(connection: HubConnection): Promise<void> {
+  /** Runs onConnected (through the modules); false when it failed and the connection was closed. */
+  async #runOnConnected(connection: HubConnection): Promise<boolean> {
     try {
       const hub = activateHub(this, connection);
       if (this.pipeline.hasConnected) await this.pipeline.onConnected(this.#lifetimeContext(connection, hub), () => hub.onConnected?.());
       else await hub.onConnected!();
+      return true;
     } catch (error) {
       // Like ASP.NET: a failing onConnected ends the connection, and the client must not retry.
       this.logger.error({ connectionId: connection.connectionId, hub: this.descriptor.name, err: error }, "onConnected failed; closing the connection.");
       this.pipeline.reportError({ hubName: this.descriptor.name, stage: "connected", connection: connection.callerContext }, error);
       connection.close({ type: MessageType.Close, error: "Connection closed with an error." }, error instanceof Error ? error : undefined);
+      return false;
     }
   }
 
@@ -274,15 +287,18 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     if (!this.connections.delete(connection)) return;
     const token = this.#tokens.get(connection);
     if (token !== undefined) this.store.release(token);
-    const registered = this.lifetimeManager.connections.get(connection.connectionId) === connection;
-    if (!registered) {
-      void connection.container.dispose();
-      return;
-    }
+    if (this.lifetimeManager.connections.get(connection.connectionId) !== connection) return;
+    // Membership ends at once; user code (onDisconnected) runs later, never inside the caller's
+    // stack — which may be a fan-out loop closing a slow consumer — and only after onConnected
+    // finished. Like ASP.NET, a connection whose onConnected failed gets no onDisconnected.
     this.lifetimeManager.onDisconnected(connection);
-    const done = this.#runOnDisconnected(connection, error);
+    const connectedRun = this.#onConnectedRuns.get(connection) ?? CONNECTED;
+    const done = connectedRun.then((succeeded) => (succeeded ? this.#runOnDisconnected(connection, error) : undefined));
     this.#disconnects.add(done);
-    void done.finally(() => this.#disconnects.delete(done));
+    done.then(
+      () => this.#disconnects.delete(done),
+      () => this.#disconnects.delete(done),
+    );
   }
 
   async #runOnDisconnected(connection: HubConnection, error: Error | undefined): Promise<void> {
@@ -296,9 +312,9 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     } catch (cause) {
       this.logger.error({ connectionId: connection.connectionId, hub: this.descriptor.name, err: cause }, "onDisconnected failed.");
       this.pipeline.reportError({ hubName: this.descriptor.name, stage: "disconnected", connection: connection.callerContext }, cause);
-    } finally {
-      await connection.container.dispose();
     }
+    // The connection's child container is not dispose()d: tsyringe would also dispose parent
+    // singletons first resolved through it. Release connection resources in onDisconnected.
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -331,6 +347,7 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
 
   /** Sends Close (allowReconnect: the server is going away) to every client and closes it. */
   closeAll(): void {
+    this.#closing = true;
     for (const connection of [...this.connections]) {
       if (connection.connected) connection.close({ type: MessageType.Close, allowReconnect: true });
       else connection.transportClosed();

@@ -22,7 +22,14 @@ export function consoleLogger(level: LogLevel = "warn"): Logger {
     for (const [key, value] of Object.entries(fields)) {
       entry[key] = value instanceof Error ? { name: value.name, message: value.message } : value;
     }
-    process.stderr.write(`${JSON.stringify(entry)}\n`);
+    // Logging must never throw into the caller (a hub may throw a circular object or a BigInt).
+    let line: string;
+    try {
+      line = JSON.stringify(entry, (_key, value: unknown) => (typeof value === "bigint" ? `${value}n` : value));
+    } catch {
+      line = JSON.stringify({ level: at, time: entry.time, msg: message, note: "fields could not be serialized" });
+    }
+    process.stderr.write(`${line}\n`);
   };
   return {
     debug: (fields, message) => write("debug", fields, message),

@@ -58,6 +58,8 @@ export interface ServerOptions {
   readonly maxQueuedInvocations?: number;
   /** Negotiated connection tokens that are not used within this time expire. Default 15 000. */
   readonly unusedTokenTimeout?: number;
+  /** On `close()`, how long `onDisconnected` handlers get to finish before `close()` resolves anyway. Default 10 000. */
+  readonly shutdownTimeout?: number;
   /** Send exception messages (never stacks) to clients. Default false. */
   readonly detailedErrors?: boolean;
   /**
@@ -93,45 +95,80 @@ export const DEFAULTS = {
   maxParallelInvocations: 1,
   maxQueuedInvocations: 64,
   unusedTokenTimeout: 15_000,
+  shutdownTimeout: 10_000,
   detailedErrors: false,
 } as const;
 
-function positive(name: string, value: number): number {
-  if (!Number.isFinite(value) || value <= 0) throw new OptionsError(`Option '${name}' must be a positive number, got ${value}.`);
+/** Longest delay Node's timers honour; a larger one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration in milliseconds: positive and usable by a timer. */
+function duration(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw new OptionsError(`Option '${name}' must be a number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${String(value)}.`);
+  }
   return value;
+}
+
+/** A size or count: a positive integer. */
+function count(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new OptionsError(`Option '${name}' must be a positive integer, got ${String(value)}.`);
+  }
+  return value;
+}
+
+function optionalFunction<T>(name: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== "function") throw new OptionsError(`Option '${name}' must be a function.`);
+  return value;
+}
+
+function checkLogger(logger: Logger): Logger {
+  for (const level of ["debug", "info", "warn", "error"] as const) {
+    if (typeof logger?.[level] !== "function") throw new OptionsError(`Option 'logger' needs a '${level}(fields, message)' function.`);
+  }
+  return logger;
 }
 
 /** Applies defaults and rejects impossible combinations. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
   const protocols = options.protocols ?? [];
-  if (protocols.length === 0) throw new OptionsError("Option 'protocols' needs at least one hub protocol.");
+  if (!Array.isArray(protocols) || protocols.length === 0) throw new OptionsError("Option 'protocols' needs at least one hub protocol.");
   const names = new Set<string>();
   for (const protocol of protocols) {
+    if (typeof protocol?.name !== "string" || typeof protocol.write !== "function" || typeof protocol.createParser !== "function") {
+      throw new OptionsError("Option 'protocols' holds something that is not a hub protocol.");
+    }
     if (names.has(protocol.name)) throw new OptionsError(`Hub protocol '${protocol.name}' is registered twice.`);
     names.add(protocol.name);
   }
   for (const [name, policy] of Object.entries(options.policies ?? {})) {
     if (typeof policy !== "function") throw new OptionsError(`Policy '${name}' must be a function.`);
   }
-  if (options.authenticate !== undefined && typeof options.authenticate !== "function") throw new OptionsError("Option 'authenticate' must be a function.");
+  if (options.detailedErrors !== undefined && typeof options.detailedErrors !== "boolean") {
+    // A string such as "false" from an environment variable must not switch detailed errors on.
+    throw new OptionsError(`Option 'detailedErrors' must be a boolean, got ${typeof options.detailedErrors}.`);
+  }
+  if (options.modules !== undefined && !Array.isArray(options.modules)) throw new OptionsError("Option 'modules' must be an array.");
   const resolved: ResolvedOptions = {
     protocols,
-    keepAliveInterval: positive("keepAliveInterval", options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
-    clientTimeout: positive("clientTimeout", options.clientTimeout ?? DEFAULTS.clientTimeout),
-    handshakeTimeout: positive("handshakeTimeout", options.handshakeTimeout ?? DEFAULTS.handshakeTimeout),
-    maxMessageSize: positive("maxMessageSize", options.maxMessageSize ?? DEFAULTS.maxMessageSize),
-    maxDepth: positive("maxDepth", options.maxDepth ?? DEFAULTS.maxDepth),
-    maxBufferedBytes: positive("maxBufferedBytes", options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
-    maxInvocationIdLength: positive("maxInvocationIdLength", options.maxInvocationIdLength ?? DEFAULTS.maxInvocationIdLength),
-    maxParallelInvocations: positive("maxParallelInvocations", options.maxParallelInvocations ?? DEFAULTS.maxParallelInvocations),
-    maxQueuedInvocations: positive("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
-    unusedTokenTimeout: positive("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
+    keepAliveInterval: duration("keepAliveInterval", options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
+    clientTimeout: duration("clientTimeout", options.clientTimeout ?? DEFAULTS.clientTimeout),
+    handshakeTimeout: duration("handshakeTimeout", options.handshakeTimeout ?? DEFAULTS.handshakeTimeout),
+    maxMessageSize: count("maxMessageSize", options.maxMessageSize ?? DEFAULTS.maxMessageSize),
+    maxDepth: count("maxDepth", options.maxDepth ?? DEFAULTS.maxDepth),
+    maxBufferedBytes: count("maxBufferedBytes", options.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes),
+    maxInvocationIdLength: count("maxInvocationIdLength", options.maxInvocationIdLength ?? DEFAULTS.maxInvocationIdLength),
+    maxParallelInvocations: count("maxParallelInvocations", options.maxParallelInvocations ?? DEFAULTS.maxParallelInvocations),
+    maxQueuedInvocations: count("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
+    unusedTokenTimeout: duration("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
+    shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout ?? DEFAULTS.shutdownTimeout),
     detailedErrors: options.detailedErrors ?? DEFAULTS.detailedErrors,
-    userIdProvider: options.userIdProvider ?? defaultUserId,
-    authenticate: options.authenticate,
+    userIdProvider: optionalFunction("userIdProvider", options.userIdProvider) ?? defaultUserId,
+    authenticate: optionalFunction("authenticate", options.authenticate),
     policies: new Map(Object.entries(options.policies ?? {})),
     modules: options.modules ?? [],
-    logger: options.logger ?? consoleLogger(),
+    logger: checkLogger(options.logger ?? consoleLogger()),
   };
   return resolved;
 }

@@ -141,7 +141,13 @@ export class SwitchboardServer {
     clearInterval(this.#heartbeat);
     for (const endpoint of this.#endpoints.values()) endpoint.closeAll();
     await Promise.allSettled([...this.#transports].map((transport) => transport.stop()));
-    await Promise.all([...this.#endpoints.values()].map((endpoint) => endpoint.drained()));
+    // onDisconnected handlers get shutdownTimeout to finish; a hung one must not hang close().
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.shutdownTimeout)));
+    const drained = Promise.all([...this.#endpoints.values()].map((endpoint) => endpoint.drained())).then(() => true);
+    const finished = await Promise.race([drained, expired]);
+    clearTimeout(timer);
+    if (!finished) this.options.logger.warn({ shutdownTimeout: this.options.shutdownTimeout }, "Some onDisconnected handlers were still running when the server closed.");
   }
 
   #tick(): void {

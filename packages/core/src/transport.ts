@@ -1,17 +1,30 @@
 import type { TransferFormat } from "./hub-protocol.js";
 
 /**
- * One encoded record, shared by every recipient of a send. Transports may cache a prepared
- * wire form (e.g. a complete WebSocket frame) in `transportCache`, so a group fan-out builds the
- * frame once and writes the same bytes to every socket.
+ * One encoded record, shared by every recipient of a send. A transport may cache a prepared wire
+ * form (e.g. a complete WebSocket frame) with `cache`, so a group fan-out builds the frame once
+ * and writes the same bytes to every socket.
  */
 export class SerializedRecord {
   /** The record as the protocol wrote it (separator or length prefix included). */
   readonly bytes: Uint8Array;
-  /** Owned by the transport that first wrote this record; opaque to everyone else. */
-  transportCache: unknown = undefined;
+  #cacheKey: symbol | undefined = undefined;
+  #cacheValue: unknown = undefined;
   constructor(bytes: Uint8Array) {
     this.bytes = bytes;
+  }
+
+  /**
+   * The wire form cached under `key` (one symbol per transport kind), or undefined. One slot:
+   * records are normally written by one kind of transport, and another kind simply replaces it.
+   */
+  cached(key: symbol): unknown {
+    return this.#cacheKey === key ? this.#cacheValue : undefined;
+  }
+
+  cache(key: symbol, value: unknown): void {
+    this.#cacheKey = key;
+    this.#cacheValue = value;
   }
 }
 

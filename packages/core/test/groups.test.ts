@@ -371,13 +371,18 @@ describe.each<ClientProtocol>(["json", "messagepack"])("groups and addressing ov
   it("refuses invalid group names from a hub context with GroupNameError", async () => {
     const { server, a } = await room();
     const context = server.server.hubContext(GroupHub);
-    const bad = [() => context.groups.add(a.id, ""), () => context.groups.add(a.id, 1 as never), () => context.groups.remove(a.id, undefined as never), () => context.clients.group("").send("Message", "x", "y"), () => context.clients.groups(["red", ""]).send("Message", "x", "y"), () => context.clients.groupExcept(null as never, []).send("Message", "x", "y")];
+    // Membership changes answer with a rejected promise (a backplane makes them asynchronous)…
+    const bad = [() => context.groups.add(a.id, ""), () => context.groups.add(a.id, 1 as never), () => context.groups.remove(a.id, undefined as never)];
     for (const call of bad) {
       const promise = call();
       expect(promise).toBeInstanceOf(Promise);
       await expect(promise).rejects.toBeInstanceOf(GroupNameError);
       await expect(promise).rejects.toMatchObject({ code: "SB_ERR_GROUP_NAME" });
     }
+    // …while addressing a bad group is API misuse and throws at the call site, before any send.
+    expect(() => context.clients.group("")).toThrow(GroupNameError);
+    expect(() => context.clients.groups(["red", ""])).toThrow(expect.objectContaining({ code: "SB_ERR_GROUP_NAME" }));
+    expect(() => context.clients.groupExcept(null as never, [])).toThrow(GroupNameError);
     expect(() => context.groups.count("")).toThrow(GroupNameError);
     expect(() => context.groups.has("", a.id)).toThrow(GroupNameError);
     expect(() => context.groups.members({} as never)).toThrow(GroupNameError);

@@ -14,6 +14,15 @@ const TEXT = 0x1;
 const BINARY = 0x2;
 const FORMATS: readonly TransferFormat[] = ["text", "binary"];
 
+// Built once: no options object per write.
+const TEXT_FRAME = { fin: true, rsv1: false, opcode: TEXT, mask: false, readOnly: true };
+const BINARY_FRAME = { fin: true, rsv1: false, opcode: BINARY, mask: false, readOnly: true };
+const SEND_TEXT = { binary: false, compress: false, fin: true };
+const SEND_BINARY = { binary: true, compress: false, fin: true };
+/** Cache keys of this transport's frames on shared records (text and binary frames differ). */
+const kTextFrame = Symbol("switchboard.ws.textFrame");
+const kBinaryFrame = Symbol("switchboard.ws.binaryFrame");
+
 /** Cached frames of one record: a record is only ever written as text or as binary, never both. */
 type CachedFrame = (Buffer | Uint8Array)[];
 
@@ -48,15 +57,16 @@ export class WebSocketConnection implements TransportConnection {
       if (count === 1) {
         const record = records[0]!;
         if (this.#sender !== undefined) {
-          let frame = record.transportCache as CachedFrame | undefined;
+          const key = binary ? kBinaryFrame : kTextFrame;
+          let frame = record.cached(key) as CachedFrame | undefined;
           if (frame === undefined) {
-            frame = frameOf!(record.bytes, { fin: true, rsv1: false, opcode: binary ? BINARY : TEXT, mask: false, readOnly: true });
-            record.transportCache = frame;
+            frame = frameOf!(record.bytes, binary ? BINARY_FRAME : TEXT_FRAME);
+            record.cache(key, frame);
           }
           this.#sender.sendFrame(frame);
           return;
         }
-        socket.send(record.bytes, { binary, compress: false, fin: true });
+        socket.send(record.bytes, binary ? SEND_BINARY : SEND_TEXT);
         return;
       }
       let size = 0;
@@ -68,7 +78,7 @@ export class WebSocketConnection implements TransportConnection {
         message.set(bytes, offset);
         offset += bytes.length;
       }
-      socket.send(message, { binary, compress: false, fin: true });
+      socket.send(message, binary ? SEND_BINARY : SEND_TEXT);
     } catch (error) {
       // A write on a socket that is going away: the close event follows.
       this.#logger.debug({ err: error }, "WebSocket write failed.");

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { Refusal, type AttachedTransport, type AvailableTransport, type ConnectionHandle, type ConnectionRequest, type HubEndpoint, type Logger, type PendingConnection, type SwitchboardServer } from "@switchboard/core";
+import { OptionsError, Refusal, type AttachedTransport, type AvailableTransport, type ConnectionHandle, type ConnectionRequest, type HubEndpoint, type Logger, type PendingConnection, type SwitchboardServer } from "@switchboard/core";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketConnection } from "./websocket-connection.js";
 
@@ -51,6 +51,9 @@ function splitUrl(url: string | undefined): { path: string; query: Map<string, s
 
 function rejectUpgrade(socket: Duplex, status: number, reason: string, body: string): void {
   if (!socket.writable) return void socket.destroy();
+  // end() only half-closes, and a client that keeps its side open would pin the socket (and
+  // server.close()) forever: destroy it once the response is written, as ws does.
+  socket.once("finish", socket.destroy);
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
@@ -62,7 +65,7 @@ function respond(res: ServerResponse, status: number, body: string, type = "text
   res.end(body);
 }
 
-const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict" };
+const STATUS_TEXT: Record<number, string> = { 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 503: "Service Unavailable" };
 
 function requestOf(req: IncomingMessage, query: Map<string, string>): ConnectionRequest {
   return { query, headers: req.headers, remoteAddress: req.socket.remoteAddress };
@@ -88,7 +91,14 @@ export class WebSocketTransport implements AttachedTransport {
     this.#server = server;
     this.#logger = server.options.logger;
     this.#closeTimeout = options.closeTimeout ?? 5_000;
+    if (!Number.isFinite(this.#closeTimeout) || this.#closeTimeout <= 0 || this.#closeTimeout > 2 ** 31 - 1) {
+      throw new OptionsError(`Option 'closeTimeout' must be a number of milliseconds from 1 to ${2 ** 31 - 1}.`);
+    }
     const maxPayload = options.maxPayload ?? Math.max(64 * 1024, 2 * server.options.maxMessageSize);
+    if (!Number.isSafeInteger(maxPayload) || maxPayload < server.options.maxMessageSize) {
+      // A smaller WebSocket limit would close clients for hub messages the server accepts.
+      throw new OptionsError(`Option 'maxPayload' must be an integer of at least maxMessageSize (${server.options.maxMessageSize}).`);
+    }
     // closeTimeout also bounds how long ws waits for a peer's close frame before destroying the socket.
     this.#wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false, closeTimeout: this.#closeTimeout } as ConstructorParameters<typeof WebSocketServer>[0]);
     server.attachTransport(this);
@@ -100,6 +110,7 @@ export class WebSocketTransport implements AttachedTransport {
    */
   attach(httpServer: Server): this {
     if (this.#httpServer !== undefined) throw new Error("This transport is already attached to an HTTP server.");
+    if (this.#stopping !== undefined) throw new Error("This transport has been stopped.");
     this.#httpServer = httpServer;
     const previous = httpServer.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
     httpServer.removeAllListeners("request");
