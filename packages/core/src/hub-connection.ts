@@ -283,7 +283,7 @@ export class HubConnection implements ConnectionHandle {
   }
 
   /** Writes everything queued as one transport message. Called by the flush scheduler. */
-  flush(): void {
+  flush(now = Date.now()): void {
     this.#flushScheduled = false;
     const count = this.#outboxCount;
     if (count === 0) return;
@@ -291,7 +291,7 @@ export class HubConnection implements ConnectionHandle {
     this.#outboxBytes = 0;
     if (this.#state !== CLOSED) {
       this.transport.write(this.#outbox, count, this.#format);
-      this.lastSentAt = Date.now();
+      this.lastSentAt = now;
     }
     // Drop the references (records may be large); after an unusual burst, drop the slots too.
     if (count > OUTBOX_SLOTS_KEPT) this.#outbox.length = 0;

@@ -23,8 +23,56 @@ const SEND_BINARY = { binary: true, compress: false, fin: true };
 const kTextFrame = Symbol("switchboard.ws.textFrame");
 const kBinaryFrame = Symbol("switchboard.ws.binaryFrame");
 
-/** Cached frames of one record: a record is only ever written as text or as binary, never both. */
-type CachedFrame = (Buffer | Uint8Array)[];
+/**
+ * A cached frame: header and payload in ONE buffer, in the one-element list `sendFrame` takes, so
+ * each recipient costs one `socket.write` (not a cork, two writes and a writev) and no list.
+ */
+type CachedFrame = [Buffer];
+
+function completeFrame(payload: Uint8Array, binary: boolean): CachedFrame {
+  return [Buffer.concat(frameOf!(payload, binary ? BINARY_FRAME : TEXT_FRAME))];
+}
+
+/**
+ * The frame of the last multi-record message built in this flush pass. The members of a group
+ * that got a burst flush one after another with the very same records, so the message is
+ * concatenated and framed once per pass, not once per recipient. Dropped when the pass ends.
+ */
+let lastBatch: { readonly records: SerializedRecord[]; readonly binary: boolean; readonly frame: CachedFrame } | undefined;
+let batchDropQueued = false;
+function dropBatch(): void {
+  lastBatch = undefined;
+  batchDropQueued = false;
+}
+
+function batchFrame(records: readonly SerializedRecord[], count: number, binary: boolean): CachedFrame {
+  const batch = lastBatch;
+  if (batch !== undefined && batch.binary === binary && batch.records.length === count) {
+    let same = true;
+    for (let i = 0; i < count && same; i++) same = batch.records[i] === records[i];
+    if (same) return batch.frame;
+  }
+  const frame = completeFrame(concatenate(records, count), binary);
+  lastBatch = { records: records.slice(0, count), binary, frame };
+  if (!batchDropQueued) {
+    batchDropQueued = true;
+    queueMicrotask(dropBatch);
+  }
+  return frame;
+}
+
+function concatenate(records: readonly SerializedRecord[], count: number): Buffer {
+  let size = 0;
+  for (let i = 0; i < count; i++) size += records[i]!.bytes.length;
+  const message = Buffer.allocUnsafe(size);
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    const bytes = records[i]!.bytes;
+    message.set(bytes, offset);
+    offset += bytes.length;
+  }
+  return message;
+}
 
 /**
  * A {@link TransportConnection} over one `ws` WebSocket. A record sent alone is framed once and
@@ -60,7 +108,7 @@ export class WebSocketConnection implements TransportConnection {
           const key = binary ? kBinaryFrame : kTextFrame;
           let frame = record.cached(key) as CachedFrame | undefined;
           if (frame === undefined) {
-            frame = frameOf!(record.bytes, binary ? BINARY_FRAME : TEXT_FRAME);
+            frame = completeFrame(record.bytes, binary);
             record.cache(key, frame);
           }
           this.#sender.sendFrame(frame);
@@ -69,16 +117,8 @@ export class WebSocketConnection implements TransportConnection {
         socket.send(record.bytes, binary ? SEND_BINARY : SEND_TEXT);
         return;
       }
-      let size = 0;
-      for (let i = 0; i < count; i++) size += records[i]!.bytes.length;
-      const message = Buffer.allocUnsafe(size);
-      let offset = 0;
-      for (let i = 0; i < count; i++) {
-        const bytes = records[i]!.bytes;
-        message.set(bytes, offset);
-        offset += bytes.length;
-      }
-      socket.send(message, binary ? SEND_BINARY : SEND_TEXT);
+      if (this.#sender !== undefined) this.#sender.sendFrame(batchFrame(records, count, binary));
+      else socket.send(concatenate(records, count), binary ? SEND_BINARY : SEND_TEXT);
     } catch (error) {
       // A write on a socket that is going away: the close event follows.
       this.#logger.debug({ err: error }, "WebSocket write failed.");

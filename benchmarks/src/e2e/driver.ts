@@ -1,0 +1,249 @@
+import { spawnChild } from "../child-processes.js";
+import type { ChildChannel } from "../ipc.js";
+import type { Profile } from "../profiles.js";
+import { median, round, type ScenarioResult, type SystemName } from "../results.js";
+import type { ClientMeasurement } from "./delivery-counter.js";
+import type { MemorySample, ServerMeasurement } from "./server-main.js";
+
+/**
+ * Runs the systems end to end over loopback: each system's server in a child process pinned to
+ * core 0, its lean clients in another pinned to core 1. All systems are started up front; first
+ * idle memory at two connection counts (one system at a time), then closed-loop fan-out to groups
+ * of each size, one message or a burst per round, with the repetitions of the systems taking
+ * turns (SB, Socket.IO, raw, SB, …) so a change in the machine's load over the run hits every
+ * system alike instead of whichever happened to run at the time.
+ */
+
+export interface SystemPlan {
+  readonly system: SystemName;
+  /** The wire protocol the clients speak ("json", "messagepack", "socket.io"). */
+  readonly protocol: string;
+  /** Idle-memory measuring points, or undefined to skip. */
+  readonly memory: { readonly low: number; readonly high: number } | undefined;
+  readonly sizes: readonly number[];
+  readonly bursts: readonly number[];
+}
+
+/** Steps of a plan, for the progress line. */
+export function stepsOf(plan: SystemPlan): number {
+  return (plan.memory === undefined ? 0 : 1) + plan.sizes.length * plan.bursts.length;
+}
+
+/** The runner's progress line: `next` starts a step, `update` rewrites the current one. */
+export interface Step {
+  next(text: string): void;
+  update(text: string): void;
+}
+
+/** A round that has not completed after this long means a lost message or a dead process. */
+const ROUND_TIMEOUT_MS = 60_000;
+let nextRound = 1;
+
+/**
+ * Closed loop: sends a round (via the server), waits for the client process to report every
+ * delivery of it, sends the next; stops after `durationMs` or `maxRounds`. Resolves with the
+ * number of rounds completed.
+ */
+function runRounds(server: ChildChannel, client: ChildChannel, group: string, burst: number, payloadBytes: number, durationMs: number, maxRounds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const deadline = performance.now() + durationMs;
+    let rounds = 0;
+    let current = 0;
+    let progressAt = performance.now();
+    const send = (): void => {
+      current = nextRound++;
+      server.notify("send", { group, burst, round: current, payloadBytes });
+    };
+    const finish = (error?: Error): void => {
+      clearInterval(watchdog);
+      client.off("round");
+      client.offExit(finish);
+      server.offExit(finish);
+      if (error !== undefined) reject(error);
+      else resolve(rounds);
+    };
+    client.on("round", (round) => {
+      if (round !== current) return finish(new Error(`round ${String(round)} completed while ${current} was in flight`));
+      rounds++;
+      progressAt = performance.now();
+      if (rounds >= maxRounds || progressAt >= deadline) finish();
+      else send();
+    });
+    const watchdog = setInterval(() => {
+      if (performance.now() - progressAt > ROUND_TIMEOUT_MS) finish(new Error(`round ${current} to '${group}' did not complete within ${ROUND_TIMEOUT_MS} ms`));
+    }, 1_000);
+    client.onExit(finish);
+    server.onExit(finish);
+    send();
+  });
+}
+
+interface Repetition {
+  readonly deliveriesPerCpuSecond: number;
+  readonly deliveriesPerSecond: number;
+  readonly userMicrosPerDelivery: number;
+  readonly systemMicrosPerDelivery: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly lastRecipientMs: number;
+}
+
+/** One system's two processes and how many clients it has connected. */
+interface Running {
+  readonly plan: SystemPlan;
+  readonly server: ChildChannel;
+  readonly client: ChildChannel;
+  connected: number;
+}
+
+function labelOf(running: Running, members: number, burst: number): string {
+  return `e2e ${running.plan.system} ${running.plan.protocol}, group of ${members}, burst ${burst}`;
+}
+
+async function measureRepetition(running: Running, members: number, burst: number, profile: Profile): Promise<Repetition> {
+  const { server, client } = running;
+  const { payloadBytes, repetitionMs, maxRounds } = profile.e2e;
+  const label = labelOf(running, members, burst);
+  await client.request("arm", { deliveriesPerRound: members * burst });
+  await client.request("measure-begin");
+  await server.request("measure-begin");
+  const started = performance.now();
+  const rounds = await runRounds(server, client, `m${members}`, burst, payloadBytes, repetitionMs, maxRounds);
+  const seconds = (performance.now() - started) / 1e3;
+  const cpu = await server.request<ServerMeasurement>("measure-end");
+  const seen = await client.request<ClientMeasurement>("measure-end");
+  const deliveries = rounds * members * burst;
+  if (seen.deliveries !== deliveries) throw new Error(`${label}: clients received ${seen.deliveries} messages, ${deliveries} were sent`);
+  if (seen.unexpectedCloses > 0) throw new Error(`${label}: ${seen.unexpectedCloses} connections closed`);
+  const cpuMicros = cpu.userMicros + cpu.systemMicros;
+  return {
+    deliveriesPerCpuSecond: deliveries / (cpuMicros / 1e6),
+    deliveriesPerSecond: deliveries / seconds,
+    userMicrosPerDelivery: cpu.userMicros / deliveries,
+    systemMicrosPerDelivery: cpu.systemMicros / deliveries,
+    p50Ms: seen.p50Micros / 1e3,
+    p99Ms: seen.p99Micros / 1e3,
+    lastRecipientMs: seen.lastRecipientMicros / 1e3,
+  };
+}
+
+/** Warm-up for each system, then the repetitions of all systems in turn; medians per system. */
+async function measureFanout(systems: readonly Running[], members: number, burst: number, profile: Profile, step: Step): Promise<ScenarioResult[]> {
+  const { payloadBytes, warmupMs, maxRounds } = profile.e2e;
+  for (const running of systems) {
+    step.next(`${labelOf(running, members, burst)}: warm-up`);
+    await running.client.request("arm", { deliveriesPerRound: members * burst });
+    await runRounds(running.server, running.client, `m${members}`, burst, payloadBytes, warmupMs, maxRounds);
+  }
+  const repetitions = systems.map((): Repetition[] => []);
+  for (let r = 1; r <= profile.e2e.repetitions; r++) {
+    for (const [index, running] of systems.entries()) {
+      step.update(`${labelOf(running, members, burst)}: repetition ${r}/${profile.e2e.repetitions}`);
+      repetitions[index]!.push(await measureRepetition(running, members, burst, profile));
+    }
+  }
+  return systems.map((running, index) => {
+    const measured = repetitions[index]!;
+    const mid = (key: keyof Repetition): number => round(median(measured.map((repetition) => repetition[key])));
+    return {
+      name: burst === 1 ? "e2e fan-out, one message per round" : `e2e fan-out, bursts of ${burst}`,
+      system: running.plan.system,
+      protocol: running.plan.protocol,
+      members,
+      burst,
+      payloadBytes,
+      deliveriesPerCpuSecond: mid("deliveriesPerCpuSecond"),
+      deliveriesPerSecond: mid("deliveriesPerSecond"),
+      userMicrosPerDelivery: mid("userMicrosPerDelivery"),
+      systemMicrosPerDelivery: mid("systemMicrosPerDelivery"),
+      p50Ms: mid("p50Ms"),
+      p99Ms: mid("p99Ms"),
+      lastRecipientMs: mid("lastRecipientMs"),
+      repetitions: measured.length,
+    };
+  });
+}
+
+async function memorySamples(server: ChildChannel, count: number): Promise<MemorySample[]> {
+  const samples: MemorySample[] = [];
+  for (let i = 0; i < count; i++) samples.push(await server.request<MemorySample>("memory"));
+  return samples;
+}
+
+async function measureMemory(running: Running, low: number, high: number, profile: Profile, step: Step): Promise<ScenarioResult> {
+  const { plan, server, client } = running;
+  step.next(`memory ${plan.system}: ${low} idle connections`);
+  running.connected = await client.request<number>("connect", { count: low });
+  const atLow = await memorySamples(server, profile.repetitions);
+  step.update(`memory ${plan.system}: ${high} idle connections`);
+  running.connected = await client.request<number>("connect", { count: high - low });
+  const atHigh = await memorySamples(server, profile.repetitions);
+  const stats = await server.request<{ connections: number }>("stats", {});
+  if (stats.connections !== high) throw new Error(`${plan.system}: the server has ${stats.connections} connections, expected ${high}`);
+  const slope = (key: keyof MemorySample): number => (median(atHigh.map((s) => s[key])) - median(atLow.map((s) => s[key]))) / (high - low);
+  return {
+    name: "idle memory per connection",
+    system: plan.system,
+    protocol: plan.protocol,
+    members: high,
+    fromConnections: low,
+    heapBytesPerConnection: round(slope("heapUsed")),
+    rssBytesPerConnection: round(slope("rss")),
+    repetitions: profile.repetitions,
+  };
+}
+
+async function start(plan: SystemPlan, cpuProfileDir: string | undefined): Promise<Running> {
+  const nodeFlags = cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${plan.system}-${plan.protocol}-server.cpuprofile`];
+  const { channel: server, ready } = await spawnChild<{ port: number }>(`${plan.system} ${plan.protocol} server`, "./e2e/server-main.js", ["--system", plan.system], { core: 0, exposeGc: true, raiseFdLimit: true, nodeFlags });
+  try {
+    const clientProtocol = plan.protocol === "messagepack" ? "messagepack" : "json";
+    const { channel: client } = await spawnChild(`${plan.system} ${plan.protocol} client`, "./e2e/client-main.js", ["--system", plan.system, "--protocol", clientProtocol, "--port", String(ready.port)], { core: 1, raiseFdLimit: true });
+    return { plan, server, client, connected: 0 };
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+}
+
+/** Makes the first `members` clients of a system the members of group `m<members>`. */
+async function prepareGroup(running: Running, members: number, step: Step): Promise<void> {
+  const { plan, server, client } = running;
+  if (running.connected < members) {
+    step.update(`e2e ${plan.system} ${plan.protocol}: connecting ${members - running.connected} more clients`);
+    running.connected = await client.request<number>("connect", { count: members - running.connected });
+  }
+  const group = `m${members}`;
+  step.update(`e2e ${plan.system} ${plan.protocol}: ${members} clients joining ${group}`);
+  await client.request("join", { group, from: 0, to: members });
+  const stats = await server.request<{ members: number }>("stats", { group });
+  if (stats.members !== members) throw new Error(`${plan.system}: group ${group} has ${stats.members} members, expected ${members}`);
+}
+
+/** Runs every plan and resolves with their scenarios; every child process is gone when it settles. */
+export async function runSystems(plans: readonly SystemPlan[], profile: Profile, step: Step, cpuProfileDir?: string): Promise<ScenarioResult[]> {
+  const running: Running[] = [];
+  try {
+    for (const plan of plans) running.push(await start(plan, cpuProfileDir));
+    const results: ScenarioResult[] = [];
+    for (const system of running) {
+      if (system.plan.memory !== undefined) results.push(await measureMemory(system, system.plan.memory.low, system.plan.memory.high, profile, step));
+    }
+    const sizes = [...new Set(plans.flatMap((plan) => plan.sizes))].sort((a, b) => a - b);
+    const bursts = [...new Set(plans.flatMap((plan) => plan.bursts))].sort((a, b) => a - b);
+    for (const members of sizes) {
+      const active = running.filter((system) => system.plan.sizes.includes(members));
+      for (const system of active) await prepareGroup(system, members, step);
+      for (const burst of bursts) {
+        const systems = active.filter((system) => system.plan.bursts.includes(burst));
+        if (systems.length > 0) results.push(...(await measureFanout(systems, members, burst, profile, step)));
+      }
+    }
+    return results;
+  } finally {
+    for (const system of running) {
+      await system.client.close();
+      await system.server.close();
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The end-to-end server process: one system under test, driven over IPC by the runner. It is
+ * pinned to its own core; `measure-begin`/`measure-end` bracket a repetition with
+ * `process.cpuUsage()`, so every CPU microsecond the server spends (fan-out, socket writes, GC,
+ * keep-alive, the control messages themselves) is charged to the deliveries.
+ */
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { emit, serveCommands } from "../ipc.js";
+import type { SystemName } from "../results.js";
+import type { FanoutServer } from "./fanout-server.js";
+import { startRaw } from "./raw-server.js";
+import { startSocketIo } from "./socketio-server.js";
+import { payloadOf } from "./stamp.js";
+import { startSwitchboard } from "./switchboard-server.js";
+
+interface SendArgs {
+  readonly group: string;
+  readonly burst: number;
+  readonly round: number;
+  readonly payloadBytes: number;
+}
+
+/** What one repetition cost the server process. */
+export interface ServerMeasurement {
+  readonly userMicros: number;
+  readonly systemMicros: number;
+}
+
+/** Process memory after collecting garbage. */
+export interface MemorySample {
+  readonly heapUsed: number;
+  readonly rss: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+}
+
+const system = process.argv[process.argv.indexOf("--system") + 1] as SystemName;
+const starters: Record<SystemName, () => Promise<FanoutServer>> = { switchboard: startSwitchboard, "socket.io": startSocketIo, "raw-ws": startRaw };
+const starter = starters[system];
+if (starter === undefined) throw new Error(`unknown system '${system}'`);
+const server = await starter();
+
+const payloads = new Map<number, string>();
+let begin = process.cpuUsage();
+
+async function collectGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error("the server needs --expose-gc for memory samples");
+  // Several passes with turns in between: weak callbacks and finalizers release more on later passes.
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await nextTurn();
+  }
+}
+
+serveCommands({
+  send({ group, burst, round, payloadBytes }: SendArgs) {
+    let payload = payloads.get(payloadBytes);
+    if (payload === undefined) payloads.set(payloadBytes, (payload = payloadOf(payloadBytes)));
+    server.send(group, burst, round, payload);
+  },
+  "measure-begin"() {
+    begin = process.cpuUsage();
+  },
+  "measure-end"(): ServerMeasurement {
+    const used = process.cpuUsage(begin);
+    return { userMicros: used.user, systemMicros: used.system };
+  },
+  async memory(): Promise<MemorySample> {
+    await collectGarbage();
+    const { heapUsed, rss, external, arrayBuffers } = process.memoryUsage();
+    return { heapUsed, rss, external, arrayBuffers };
+  },
+  stats({ group }: { group?: string }) {
+    return { connections: server.connectionCount(), members: group === undefined ? 0 : server.groupSize(group) };
+  },
+  async close() {
+    await server.close();
+    setImmediate(() => process.exit(0));
+  },
+});
+
+emit("ready", { port: server.port });

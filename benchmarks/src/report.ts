@@ -1,0 +1,161 @@
+import type { ScenarioResult, SystemName } from "./results.js";
+
+/**
+ * Turns the scenarios into tables (aligned text for stdout, Markdown for RESULTS.md): end-to-end
+ * throughput with the Switchboard/Socket.IO and Switchboard/raw ratios, latency, memory, the
+ * in-process figures, and the targets of the issue, met or missed.
+ */
+
+export interface Table {
+  readonly title: string;
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+}
+
+export function formatCount(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return "—";
+  const abs = Math.abs(value);
+  if (abs >= 1e9) return `${(value / 1e9).toFixed(2)} G`;
+  if (abs >= 1e6) return `${(value / 1e6).toFixed(2)} M`;
+  if (abs >= 1e4) return `${(value / 1e3).toFixed(1)} k`;
+  if (abs >= 100) return value.toFixed(0);
+  return value.toPrecision(3);
+}
+
+function ms(value: number | undefined): string {
+  return value === undefined ? "—" : value < 10 ? value.toFixed(2) : value.toFixed(1);
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || b === 0 || !Number.isFinite(a / b)) return "—";
+  return `${(a / b).toFixed(2)}×`;
+}
+
+function bytes(value: number | undefined): string {
+  if (value === undefined) return "—";
+  return Math.abs(value) >= 10_240 ? `${(value / 1024).toFixed(1)} KiB` : `${value.toFixed(0)} B`;
+}
+
+const E2E_PREFIX = "e2e fan-out";
+
+function find(scenarios: readonly ScenarioResult[], system: SystemName, match: (s: ScenarioResult) => boolean): ScenarioResult | undefined {
+  return scenarios.find((s) => s.system === system && match(s));
+}
+
+/** The e2e rows: Switchboard's protocols against the other systems at the same size and burst. */
+function e2eRows(scenarios: readonly ScenarioResult[]): { label: string; sb: ScenarioResult; sio?: ScenarioResult; raw?: ScenarioResult }[] {
+  const rows = [];
+  const sbRuns = scenarios.filter((s) => s.system === "switchboard" && s.name.startsWith(E2E_PREFIX));
+  for (const sb of sbRuns) {
+    const same = (s: ScenarioResult): boolean => s.name === sb.name && s.members === sb.members && s.burst === sb.burst && s.payloadBytes === sb.payloadBytes;
+    rows.push({ label: `${sb.protocol}, ${sb.members} members, burst ${sb.burst}`, sb, sio: find(scenarios, "socket.io", same), raw: find(scenarios, "raw-ws", same) });
+  }
+  return rows;
+}
+
+export function buildTables(scenarios: readonly ScenarioResult[]): Table[] {
+  const tables: Table[] = [];
+  const e2e = e2eRows(scenarios);
+  if (e2e.length > 0) {
+    tables.push({
+      title: "End to end: deliveries per server CPU-second (median)",
+      header: ["scenario", "Switchboard", "Socket.IO", "raw ws", "SB/Socket.IO", "SB/raw"],
+      rows: e2e.map(({ label, sb, sio, raw }) => [label, formatCount(sb.deliveriesPerCpuSecond), formatCount(sio?.deliveriesPerCpuSecond), formatCount(raw?.deliveriesPerCpuSecond), ratio(sb.deliveriesPerCpuSecond, sio?.deliveriesPerCpuSecond), ratio(sb.deliveriesPerCpuSecond, raw?.deliveriesPerCpuSecond)]),
+    });
+    tables.push({
+      title: "End to end: server CPU µs per delivery, user + system (median)",
+      header: ["scenario", "Switchboard", "Socket.IO", "raw ws"],
+      rows: e2e.map(({ label, sb, sio, raw }) => [label, ...[sb, sio, raw].map((s) => (s === undefined ? "—" : `${s.userMicrosPerDelivery!.toFixed(3)} + ${s.systemMicrosPerDelivery!.toFixed(3)}`))]),
+    });
+    tables.push({
+      title: "End to end: wall-clock deliveries per second, closed loop (median)",
+      header: ["scenario", "Switchboard", "Socket.IO", "raw ws", "SB/Socket.IO", "SB/raw"],
+      rows: e2e.map(({ label, sb, sio, raw }) => [label, formatCount(sb.deliveriesPerSecond), formatCount(sio?.deliveriesPerSecond), formatCount(raw?.deliveriesPerSecond), ratio(sb.deliveriesPerSecond, sio?.deliveriesPerSecond), ratio(sb.deliveriesPerSecond, raw?.deliveriesPerSecond)]),
+    });
+    tables.push({
+      title: "End to end: send → receive latency in ms, p50 / p99 / last recipient (median)",
+      header: ["scenario", "Switchboard", "Socket.IO", "raw ws"],
+      rows: e2e.map(({ label, sb, sio, raw }) => [label, ...[sb, sio, raw].map((s) => (s === undefined ? "—" : `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.lastRecipientMs)}`))]),
+    });
+  }
+  const memory = scenarios.filter((s) => s.name === "idle memory per connection");
+  if (memory.length > 0) {
+    const sio = memory.find((s) => s.system === "socket.io");
+    tables.push({
+      title: "Idle memory per connection (slope between the two counts, after GC)",
+      header: ["system", "connections", "heap", "RSS", "heap vs Socket.IO", "RSS vs Socket.IO"],
+      rows: memory.map((s) => [s.system, `${s.fromConnections} → ${s.members}`, bytes(s.heapBytesPerConnection), bytes(s.rssBytesPerConnection), ratio(s.heapBytesPerConnection, sio?.heapBytesPerConnection), ratio(s.rssBytesPerConnection, sio?.rssBytesPerConnection)]),
+    });
+  }
+  const hot = scenarios.filter((s) => s.name === "in-process group send");
+  if (hot.length > 0) {
+    tables.push({
+      title: "In-process hot path (sink transports): group send + flush, CPU time",
+      header: ["protocol", "payload", "members", "ns per recipient", "deliveries per CPU-s", "serializations per send"],
+      rows: hot.map((s) => [s.protocol, `${s.payloadBytes} B`, String(s.members), s.nsPerRecipient!.toFixed(1), formatCount(s.deliveriesPerCpuSecond), String(s.serializationsPerSend)]),
+    });
+  }
+  const pipeline = scenarios.filter((s) => s.name.startsWith("pipeline"));
+  if (pipeline.length > 0) {
+    tables.push({
+      title: "Pipeline: no module vs one pass-through module (in-process)",
+      header: ["scenario", "modules", "ops/s", "ns per recipient"],
+      rows: pipeline.map((s) => [s.members === undefined ? s.name : `${s.name}, ${s.members} members`, String(s.modules), formatCount(s.opsPerSecond), s.nsPerRecipient === undefined ? "—" : s.nsPerRecipient.toFixed(1)]),
+    });
+  }
+  const churn = scenarios.filter((s) => s.name === "group churn join+leave" || s.name === "disconnect in many groups");
+  if (churn.length > 0) {
+    const sbChurn = churn.find((s) => s.system === "switchboard" && s.name === "group churn join+leave");
+    const label = (s: ScenarioResult): string =>
+      s.name === "disconnect in many groups" ? "switchboard: disconnect (connection in N groups)" : `${s.system === "raw-ws" ? "floor (plain Map/Set)" : s.system === "socket.io" ? "socket.io adapter" : "switchboard"}: join+leave pairs`;
+    tables.push({
+      title: "Group churn (in-process)",
+      header: ["scenario", "connections", "groups", "ops/s", "µs per op", "SB vs this"],
+      rows: churn.map((s) => [label(s), String(s.members), String(s.groups), formatCount(s.opsPerSecond), (1e6 / s.opsPerSecond!).toFixed(3), s.name === "group churn join+leave" && s.system !== "switchboard" ? ratio(sbChurn?.opsPerSecond, s.opsPerSecond) : "—"]),
+    });
+  }
+  return tables;
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+/** The issue's targets against this run (`undefined` when the run did not measure it). */
+export function checkTargets(scenarios: readonly ScenarioResult[]): TargetCheck[] {
+  const e2e = (system: SystemName, burst: number): ScenarioResult | undefined =>
+    scenarios.find((s) => s.system === system && s.name.startsWith(E2E_PREFIX) && s.members === 1000 && s.burst === burst && s.protocol !== "messagepack");
+  const checks: TargetCheck[] = [];
+  const versus = (target: string, a: number | undefined, b: number | undefined, goal: number, higherIsBetter = true): void => {
+    if (a === undefined || b === undefined) return void checks.push({ target, measured: "not measured", met: undefined });
+    const value = a / b;
+    checks.push({ target, measured: `${value.toFixed(2)}×`, met: higherIsBetter ? value >= goal : value <= goal });
+  };
+  versus("single message to 1,000 members: ≥ 1.5× Socket.IO deliveries per CPU-second", e2e("switchboard", 1)?.deliveriesPerCpuSecond, e2e("socket.io", 1)?.deliveriesPerCpuSecond, 1.5);
+  versus("single message to 1,000 members: ≥ 0.9× the raw floor", e2e("switchboard", 1)?.deliveriesPerCpuSecond, e2e("raw-ws", 1)?.deliveriesPerCpuSecond, 0.9);
+  versus("bursts of 10 to 1,000 members: ≥ 5× Socket.IO", e2e("switchboard", 10)?.deliveriesPerCpuSecond, e2e("socket.io", 10)?.deliveriesPerCpuSecond, 5);
+  const memory = (system: SystemName): ScenarioResult | undefined => scenarios.find((s) => s.system === system && s.name === "idle memory per connection");
+  versus("idle heap per connection ≤ 0.5× Socket.IO's", memory("switchboard")?.heapBytesPerConnection, memory("socket.io")?.heapBytesPerConnection, 0.5, false);
+  versus("idle RSS per connection ≤ 0.5× Socket.IO's", memory("switchboard")?.rssBytesPerConnection, memory("socket.io")?.rssBytesPerConnection, 0.5, false);
+  const churn = scenarios.find((s) => s.system === "switchboard" && s.name === "group churn join+leave");
+  checks.push(churn === undefined ? { target: "join+leave ≥ 1 M pairs/s", measured: "not measured", met: undefined } : { target: "join+leave ≥ 1 M pairs/s", measured: `${formatCount(churn.opsPerSecond)} pairs/s`, met: churn.opsPerSecond! >= 1e6 });
+  return checks;
+}
+
+export function targetsTable(checks: readonly TargetCheck[]): Table {
+  return { title: "Targets (measured, never asserted by tests)", header: ["target", "measured", ""], rows: checks.map((c) => [c.target, c.measured, c.met === undefined ? "n/a" : c.met ? "met" : "MISSED"]) };
+}
+
+export function renderText(table: Table): string {
+  const widths = table.header.map((cell, column) => Math.max(cell.length, ...table.rows.map((row) => row[column]!.length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  ");
+  return [table.title, line(table.header), widths.map((w) => "-".repeat(w)).join("  "), ...table.rows.map(line)].join("\n");
+}
+
+export function renderMarkdown(table: Table): string {
+  const escape = (cell: string): string => cell.replaceAll("|", "\\|");
+  const align = table.header.map((_, column) => (column === 0 ? ":--" : "--:"));
+  return [`**${table.title}**`, "", `| ${table.header.map(escape).join(" | ")} |`, `| ${align.join(" | ")} |`, ...table.rows.map((row) => `| ${row.map(escape).join(" | ")} |`)].join("\n");
+}

@@ -1,0 +1,136 @@
+/**
+ * The benchmark harness end to end in its tiny configuration: every child process (in-process
+ * benchmark, servers, clients) starts, talks, measures and goes away, and the results file and
+ * chart come out valid with every system in them. Correctness only: no timing is asserted.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const RUN = fileURLToPath(new URL("../dist/run.js", import.meta.url));
+const LATEST = fileURLToPath(new URL("../results/latest.json", import.meta.url));
+const SYSTEMS = ["switchboard", "socket.io", "raw-ws"];
+
+interface Outcome {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the harness; on timeout it is killed (its children exit when their IPC channel closes). */
+function runHarness(args: readonly string[], env: Record<string, string>, timeoutMs: number): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGINT"); // the runner kills its children on SIGINT
+      setTimeout(() => child.kill("SIGKILL"), 2_000).unref();
+      reject(new Error(`the harness did not finish within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    child.once("error", reject);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function allGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = pids.filter(alive);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+type Scenario = Record<string, unknown> & { name: string; system: string; protocol: string };
+
+describe("npm run bench harness", () => {
+  it("produces a valid results file and chart with every system, in a temp dir, and leaves no process behind", async () => {
+    if (!existsSync(RUN)) throw new Error("benchmarks/dist/run.js is missing: build first (`npx tsc -b`; `npm test` does it)");
+    const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+    const pidFile = join(dir, "pids");
+    const latestBefore = existsSync(LATEST) ? statSync(LATEST).mtimeMs : undefined;
+    try {
+      const outcome = await runHarness(["--tiny", "--out", dir], { BENCH_PID_FILE: pidFile }, 27_000);
+      expect(outcome.code, outcome.stderr).toBe(0);
+      // No child crashed or complained, even after it had answered.
+      expect(outcome.stderr).not.toMatch(/\w*Error\b|Unhandled|\[bench (error|warn|client)\]/);
+      expect(outcome.stdout).toContain("SB/Socket.IO");
+      expect(outcome.stdout).toContain("SB/raw");
+
+      const results = JSON.parse(readFileSync(join(dir, "latest.json"), "utf8")) as { machine: Record<string, unknown>; scenarios: Scenario[]; notes: string[] };
+      expect(results.machine).toMatchObject({ node: process.version, cpus: expect.any(Number), cpuModel: expect.any(String), os: expect.any(String) });
+      expect(Object.keys(results.machine["versions"] as object)).toEqual(expect.arrayContaining(["socket.io", "ws", "@switchboard/core"]));
+      for (const scenario of results.scenarios) {
+        expect(SYSTEMS).toContain(scenario.system);
+        expect(scenario.name).toEqual(expect.any(String));
+        expect(scenario.protocol).toEqual(expect.any(String));
+        for (const [key, value] of Object.entries(scenario)) {
+          if (!["name", "system", "protocol"].includes(key)) expect(Number.isFinite(value), `${scenario.name} ${key}`).toBe(true);
+        }
+      }
+
+      const e2e = results.scenarios.filter((s) => s.name.startsWith("e2e fan-out"));
+      for (const system of SYSTEMS) {
+        const runs = e2e.filter((s) => s.system === system);
+        expect(runs.map((s) => s.burst).sort()).toEqual(expect.arrayContaining([1, 10]));
+        for (const run of runs) {
+          for (const key of ["deliveriesPerCpuSecond", "deliveriesPerSecond", "p50Ms", "p99Ms", "lastRecipientMs"]) expect(run[key], `${system} ${key}`).toBeGreaterThan(0);
+          expect(run["userMicrosPerDelivery"]).toBeGreaterThanOrEqual(0);
+          expect(run["systemMicrosPerDelivery"]).toBeGreaterThanOrEqual(0);
+          expect(run["repetitions"]).toBeGreaterThanOrEqual(5);
+        }
+        const memory = results.scenarios.find((s) => s.system === system && s.name === "idle memory per connection");
+        expect(memory, `${system} memory`).toMatchObject({ heapBytesPerConnection: expect.any(Number), rssBytesPerConnection: expect.any(Number) });
+      }
+      expect(e2e.some((s) => s.system === "switchboard" && s.protocol === "messagepack")).toBe(true);
+
+      const hot = results.scenarios.filter((s) => s.name === "in-process group send");
+      expect(hot.length).toBeGreaterThan(0);
+      for (const s of hot) {
+        expect(s["serializationsPerSend"], `${s.protocol} ${s["members"]}`).toBe(s.protocol === "mixed" ? 2 : 1);
+        expect(s["nsPerRecipient"]).toBeGreaterThanOrEqual(0);
+      }
+      expect(new Set(hot.map((s) => s.protocol))).toEqual(new Set(["json", "messagepack", "mixed"]));
+      const pipeline = results.scenarios.filter((s) => s.name.startsWith("pipeline"));
+      if (pipeline.length === 0) expect(results.notes.join("\n")).toContain("pipeline: skipped");
+      else expect(pipeline.map((s) => s["modules"]).sort()).toEqual([0, 0, 1, 1]);
+      for (const name of ["group churn join+leave", "disconnect in many groups"]) {
+        expect(results.scenarios.find((s) => s.name === name)?.["opsPerSecond"], name).toBeGreaterThan(0);
+      }
+
+      const svg = readFileSync(join(dir, "fanout.svg"), "utf8");
+      expect(svg.startsWith("<svg")).toBe(true);
+      expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+      for (const label of ["Switchboard", "Socket.IO", "raw ws"]) expect(svg).toContain(label);
+      expect(svg.match(/<polyline /g)?.length).toBe(6); // 3 systems × (1 message, bursts)
+
+      // The real results file is never touched by a run into another directory.
+      expect(existsSync(LATEST) ? statSync(LATEST).mtimeMs : undefined).toBe(latestBefore);
+
+      const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
+      expect(pids.length).toBe(9); // in-process + 4 × (server, client)
+      expect(await allGone(pids, 3_000)).toEqual([]);
+    } finally {
+      if (existsSync(pidFile)) for (const pid of readFileSync(pidFile, "utf8").trim().split("\n").map(Number)) if (alive(pid)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
