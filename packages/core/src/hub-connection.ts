@@ -19,6 +19,8 @@ export interface ConnectionHost {
   protocolIndex(name: string): number;
   /** The Ping record of the protocol at `index`, encoded once. */
   pingRecord(index: number): SerializedRecord;
+  /** The `clients` object of this connection's hubs (asked for once, on first use). */
+  callerClients(connection: HubConnection): unknown;
   /**
    * The handshake succeeded: register the connection and run `onConnected`. A returned promise
    * settles when `onConnected` has finished; invocations wait for it.
@@ -53,8 +55,10 @@ export class HubConnection implements ConnectionHandle {
   readonly connectionId: string;
   readonly request: ConnectionRequest;
   readonly transport: TransportConnection;
-  readonly container: DependencyContainer;
-  readonly items = new Map<unknown, unknown>();
+  readonly #parentContainer: DependencyContainer;
+  #container: DependencyContainer | undefined;
+  #items: Map<unknown, unknown> | undefined;
+  #callerClients: unknown;
   /** Names of the groups this connection is in (maintained by the group registry). */
   readonly groups = new Set<string>();
   userIdentifier: string | null = null;
@@ -68,7 +72,6 @@ export class HubConnection implements ConnectionHandle {
   lastReceivedAt = 0;
   /** Per-connection objects handed to hubs; created once by the endpoint after the handshake. */
   callerContext!: HubCallerContext;
-  callerClients: unknown;
 
   readonly #host: ConnectionHost;
   #state = HANDSHAKING;
@@ -96,10 +99,28 @@ export class HubConnection implements ConnectionHandle {
     this.connectionId = connectionId;
     this.transport = transport;
     this.request = request;
-    this.container = container;
+    this.#parentContainer = container;
     this.#handshake = new HandshakeReader(host.options.maxMessageSize);
     this.#handshakeTimer = setTimeout(() => this.#handshakeFailed("Handshake was canceled."), host.options.handshakeTimeout);
     this.lastReceivedAt = this.lastSentAt = Date.now();
+  }
+
+  /**
+   * The connection's DI scope, made on first use (a hub method call or lifecycle hook): an idle
+   * connection never pays for one.
+   */
+  get container(): DependencyContainer {
+    return (this.#container ??= this.#parentContainer.createChildContainer());
+  }
+
+  /** Per-connection items (`context.items`), made on first use. */
+  get items(): Map<unknown, unknown> {
+    return (this.#items ??= new Map());
+  }
+
+  /** The `clients` of this connection's hub instances, made on first use. */
+  get callerClients(): unknown {
+    return (this.#callerClients ??= this.#host.callerClients(this));
   }
 
   get connected(): boolean {

@@ -230,7 +230,7 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
 
   /** Starts the connection reserved by `admit` on its now open transport. */
   connect(pending: PendingConnection, transport: TransportConnection, request: ConnectionRequest): ConnectionHandle {
-    const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container.createChildContainer());
+    const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container);
     connection.user = pending.user;
     if (pending.token !== undefined) this.#tokens.set(connection, pending.token);
     this.connections.add(connection);
@@ -247,10 +247,13 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     return this.#pingRecords[index]!;
   }
 
+  callerClients(connection: HubConnection): unknown {
+    return new DefaultHubCallerClients(this, connection.connectionId);
+  }
+
   connected(connection: HubConnection): Promise<void> | undefined {
     connection.userIdentifier = this.#userKey(connection.user, connection.connectionId, connection.request);
     connection.callerContext = new CallerContext(connection);
-    connection.callerClients = new DefaultHubCallerClients(this, connection.connectionId);
     this.lifetimeManager.onConnected(connection);
     if (!this.descriptor.hasOnConnected && !this.pipeline.hasConnected) return undefined;
     // The connection holds its invocations, and its onDisconnected, until onConnected has finished.

@@ -17,8 +17,9 @@ const NEGOTIATE_SUFFIX = "/negotiate";
 const AVAILABLE: readonly AvailableTransport[] = Object.freeze([{ transport: "WebSockets", transferFormats: ["Text", "Binary"] }]);
 const kHandle = Symbol("switchboard.connectionHandle");
 const kLogger = Symbol("switchboard.logger");
+const kSockets = Symbol("switchboard.sockets");
 
-type TrackedSocket = WebSocket & { [kHandle]?: ConnectionHandle; [kLogger]?: Logger };
+type TrackedSocket = WebSocket & { [kHandle]?: ConnectionHandle; [kLogger]?: Logger; [kSockets]?: Set<TrackedSocket> };
 
 // Socket listeners are module-level functions that reach their connection through a symbol
 // back-reference: no closures per connection.
@@ -26,6 +27,7 @@ function onSocketMessage(this: TrackedSocket, data: Buffer): void {
   this[kHandle]?.receive(data);
 }
 function onSocketClose(this: TrackedSocket, code: number): void {
+  this[kSockets]?.delete(this);
   const normal = code === 1000 || code === 1001 || code === 1005;
   this[kHandle]?.transportClosed(normal ? undefined : new Error(`WebSocket closed with status code: ${code}.`));
 }
@@ -261,7 +263,7 @@ export class WebSocketTransport implements AttachedTransport {
     this.#sockets.add(ws);
     ws.on("message", onSocketMessage);
     ws.on("close", onSocketClose);
-    ws.once("close", () => this.#sockets.delete(ws));
+    ws[kSockets] = this.#sockets;
   }
 
   /** Stops accepting, then waits (up to `closeTimeout`) for every socket to close and destroys the rest. */
