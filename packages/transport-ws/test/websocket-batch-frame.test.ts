@@ -1,15 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { SerializedRecord, type Logger } from "@switchboard/core";
-import { WebSocket, WebSocketServer } from "ws";
-import { WebSocketConnection } from "../src/index.js";
-import { RawClient, closeAll } from "../../../test-support/harness.js";
-
-class QuietLogger implements Logger {
-  debug(): void {}
-  info(): void {}
-  warn(): void {}
-  error(): void {}
-}
+import { describe, expect, it } from "vitest";
+import { SerializedRecord } from "@switchboard/core";
+import { socketPairs } from "./socket-pairs.js";
 
 /** A record that counts how often its bytes are read (each build of a message reads them). */
 class CountingRecord extends SerializedRecord {
@@ -21,31 +12,9 @@ class CountingRecord extends SerializedRecord {
   }
 }
 
-const servers: WebSocketServer[] = [];
-afterEach(async () => {
-  await closeAll();
-  await Promise.all(servers.splice(0).map((server) => new Promise<void>((resolve) => {
-    for (const client of server.clients) client.terminate();
-    server.close(() => resolve());
-  })));
-});
-
-async function pairs(count: number): Promise<{ connections: WebSocketConnection[]; clients: RawClient[] }> {
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
-  servers.push(wss);
-  await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
-  const port = (wss.address() as { port: number }).port;
-  const server: WebSocket[] = [];
-  wss.on("connection", (socket) => void server.push(socket));
-  const clients: RawClient[] = [];
-  for (let i = 0; i < count; i++) clients.push(await RawClient.open(`ws://127.0.0.1:${port}/`));
-  while (server.length < count) await new Promise((resolve) => setTimeout(resolve, 5));
-  return { connections: server.map((socket) => new WebSocketConnection(socket, new QuietLogger())), clients };
-}
-
 describe("WebSocketConnection, several records in one message", () => {
   it("builds a burst shared by several sockets once per flush pass and sends every socket the same message", async () => {
-    const { connections, clients } = await pairs(3);
+    const { connections, clients } = await socketPairs(3);
     const records = ["a\u001e", "bb\u001e", "ccc\u001e"].map((text) => new CountingRecord(text));
     for (const connection of connections) connection.write(records, 3, "text");
     // One build reads each record twice (size, then copy); the other sockets reuse its frame.
@@ -58,7 +27,7 @@ describe("WebSocketConnection, several records in one message", () => {
   });
 
   it("never hands one socket another socket's message: other records, another count or format", async () => {
-    const { connections, clients } = await pairs(4);
+    const { connections, clients } = await socketPairs(4);
     const [a, b, c] = ["a\u001e", "b\u001e", "c\u001e"].map((text) => new CountingRecord(text));
     connections[0]!.write([a!, b!, c!], 3, "text");
     connections[1]!.write([a!, c!, b!], 3, "text");
@@ -70,7 +39,7 @@ describe("WebSocketConnection, several records in one message", () => {
   });
 
   it("builds the message again in a later pass (nothing is kept after the flush)", async () => {
-    const { connections, clients } = await pairs(2);
+    const { connections, clients } = await socketPairs(2);
     const records = ["x\u001e", "y\u001e"].map((text) => new CountingRecord(text));
     connections[0]!.write(records, 2, "text");
     await new Promise((resolve) => setImmediate(resolve));
