@@ -5,9 +5,6 @@ export function newId(): string {
   return randomBytes(16).toString("base64url");
 }
 
-/** Why a connection token was refused. */
-export type ClaimFailure = "unknown" | "in-use";
-
 interface Entry {
   readonly connectionId: string;
   timer: NodeJS.Timeout | undefined;
@@ -48,18 +45,16 @@ export class ConnectionStore {
     return this.#entries.get(token);
   }
 
-  /** Marks `token` as used by a transport. Unknown or expired → "unknown"; already used → "in-use". */
-  claim(token: string): { connectionId: string; owner: unknown } | ClaimFailure {
+  /** Marks a pending token (checked with `peek`) as used by a transport: it no longer expires. */
+  claim(token: string): void {
     const entry = this.#entries.get(token);
-    if (entry === undefined) return "unknown";
-    if (entry.inUse) return "in-use";
+    if (entry === undefined) return;
     entry.inUse = true;
     clearTimeout(entry.timer);
     entry.timer = undefined;
-    return { connectionId: entry.connectionId, owner: entry.owner };
   }
 
-  /** Forgets `token` (its connection has ended); a later claim gets "unknown". */
+  /** Forgets `token` (its connection has ended); a later `peek` finds nothing. */
   release(token: string): void {
     const entry = this.#entries.get(token);
     if (entry === undefined) return;

@@ -127,10 +127,6 @@ export class HubConnection implements ConnectionHandle {
     return this.#state === CONNECTED;
   }
 
-  get closed(): boolean {
-    return this.#state === CLOSED;
-  }
-
   // ---- receive ---------------------------------------------------------------------------
 
   receive(data: Uint8Array): void {
@@ -367,12 +363,6 @@ export class HubConnection implements ConnectionHandle {
 
   /** The transport reports it has closed. */
   transportClosed(error?: Error): void {
-    if (this.#state === HANDSHAKING) {
-      clearTimeout(this.#handshakeTimer);
-      this.#state = CLOSED;
-      this.#host.ended(this, error);
-      return;
-    }
     this.#end(error);
   }
 
@@ -382,7 +372,8 @@ export class HubConnection implements ConnectionHandle {
     this.#state = CLOSED;
     this.#waiting.length = 0;
     this.#outboxCount = 0;
-    this.transport.close();
+    this.#outbox.length = 0; // unsent records may be large: do not keep them alive
+    this.transport.close(); // a no-op when the transport is the one that closed
     this.#host.ended(this, error);
   }
 }

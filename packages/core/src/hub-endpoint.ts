@@ -1,6 +1,6 @@
 import type { DependencyContainer } from "tsyringe";
 import { DefaultHubCallerClients, DefaultHubClients, type HubClients, type MessageSender } from "./clients.js";
-import { ConnectionStore, newId, type ClaimFailure } from "./connection-store.js";
+import { ConnectionStore, newId } from "./connection-store.js";
 import { DefaultGroupManager, type GroupManager } from "./group-manager.js";
 import type { AnyClient, ClientMethods, Hub } from "./hub.js";
 import type { HubCallerContext } from "./hub-caller-context.js";
@@ -219,8 +219,8 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
       this.logger.warn({ hub: this.descriptor.name, connectionId: entry.connectionId }, "A connection token was presented by a different user; refused.");
       return FORBIDDEN;
     }
-    const claimed = this.store.claim(token) as { connectionId: string };
-    return { connectionId: claimed.connectionId, token, user };
+    this.store.claim(token); // peek and claim run in one synchronous step: no other admit can interleave
+    return { connectionId: entry.connectionId, token, user };
   }
 
   /** Gives back a reservation whose transport never opened. */
@@ -367,5 +367,3 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
 function isRefusal(value: unknown): value is Refusal {
   return value instanceof Refusal;
 }
-
-export type { ClaimFailure };

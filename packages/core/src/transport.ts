@@ -42,7 +42,11 @@ export interface TransportConnection {
    * split across messages). `format` says whether the message is text or binary.
    */
   write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void;
-  /** Closes the transport. The core is told through {@link ConnectionHandle.transportClosed}. */
+  /**
+   * Closes the transport. The core is told through {@link ConnectionHandle.transportClosed}. Called
+   * at most once per connection, possibly after the transport itself reported closing: then it
+   * must do nothing.
+   */
   close(): void;
   /** Stops reading from the client (receive-side back-pressure) until `resume()`. */
   pause(): void;
