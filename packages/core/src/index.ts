@@ -1,23 +1,11 @@
 // tsyringe needs the Reflect metadata polyfill before it loads; every entry point gets it from here.
 import "reflect-metadata";
-export * from "./hub-messages.js";
-export * from "./hub-protocol.js";
-export * from "./errors.js";
-export * from "./transport.js";
-export * from "./logger.js";
-export * from "./options.js";
-export * from "./hub.js";
-export * from "./hub-caller-context.js";
-export * from "./clients.js";
-export * from "./group-manager.js";
-export * from "./send-target.js";
-export * from "./lifetime-manager.js";
-export * from "./hub-endpoint.js";
-export * from "./server.js";
-export * from "./pipeline.js";
-export * from "./authorization.js";
-export { newId } from "./connection-store.js";
-export type { HubConnection } from "./hub-connection.js";
-export type { HubDescriptor, HubMethodDescriptor } from "./hub-descriptor.js";
-export * from "./logging-module.js";
-export * from "./rate-limit-module.js";
+
+// Layers, lowest first: a folder imports only from the folders listed before it (see
+// test/architecture.test.ts). Each folder's index.ts says what it owns and must not know.
+export * from "./contracts/index.js";
+export * from "./fan-out/index.js";
+export * from "./hubs/index.js";
+export * from "./connections/index.js";
+export * from "./pipeline/index.js";
+export * from "./server/index.js";

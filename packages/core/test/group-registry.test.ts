@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { GroupNameError } from "../src/errors.js";
-import { checkGroupName, GroupRegistry, type GroupMember } from "../src/group-registry.js";
+import { GroupNameError } from "../src/contracts/errors.js";
+import { checkGroupName, GroupRegistry, type GroupMember } from "../src/fan-out/group-registry.js";
 
 /** The smallest thing the registry can hold: an id and its own set of group names. */
 class Member implements GroupMember {

@@ -12,6 +12,7 @@ import {
   type InvocationContext,
   type LifetimeContext,
   type OutgoingContext,
+  type RejoinModule,
 } from "@switchboard/core";
 import { closeAll, connectClient, record, settle, startServer, until } from "../../../test-support/harness.js";
 
@@ -195,8 +196,8 @@ describe("pipeline modules over real connections", () => {
   });
 
   it("decides rejoining groups through the modules (direct call path)", async () => {
-    const onlyPublic: HubModule = { rejoiningGroups: (_ctx, groups) => groups.filter((group) => group.startsWith("public:")) };
-    const noSecrets: HubModule = { rejoiningGroups: (_ctx, groups) => groups.filter((group) => !group.includes("secret")) };
+    const onlyPublic: RejoinModule = { rejoiningGroups: (_ctx, groups) => groups.filter((group) => group.startsWith("public:")) };
+    const noSecrets: RejoinModule = { rejoiningGroups: (_ctx, groups) => groups.filter((group) => !group.includes("secret")) };
     const server = await startServer([PlainHub], { modules: [onlyPublic, noSecrets] });
     const client = await connectClient(server.url("/hubs/plain"));
     const endpoint = server.server.endpoint("/hubs/plain")!;
@@ -210,7 +211,7 @@ describe("pipeline modules over real connections", () => {
 
   it("exposes onReconnected composition for the reconnect work", async () => {
     const calls: string[] = [];
-    const module: HubModule = {
+    const module: RejoinModule = {
       async onReconnected(_ctx, next) {
         calls.push("module");
         await next();

@@ -1,19 +1,36 @@
-import { GroupRegistry, checkGroupName } from "./group-registry.js";
-import type { HubConnection } from "./hub-connection.js";
-import type { InvocationMessage } from "./hub-messages.js";
-import type { HubProtocol } from "./hub-protocol.js";
-import type { Logger } from "./logger.js";
-import type { SendTarget } from "./send-target.js";
+import { GroupRegistry, checkGroupName, type GroupMember } from "./group-registry.js";
+import type { InvocationMessage } from "../contracts/hub-messages.js";
+import type { HubProtocol } from "../contracts/hub-protocol.js";
+import type { Logger } from "../contracts/logger.js";
+import type { SendTarget } from "../contracts/send-target.js";
+import type { SerializedRecord } from "../contracts/transport.js";
 import { SerializedMessage } from "./serialized-message.js";
 
 /**
- * Tracks the connections of one hub and delivers messages to any slice of them. This in-memory
- * manager answers synchronously; a backplane implementation returns promises (hence
- * `T | Promise<T>`).
+ * What fan-out needs of a connection (the server's connections implement it). Fan-out reads these
+ * fields and calls `enqueue`; it never touches the transport.
  */
-export interface HubLifetimeManager {
-  onConnected(connection: HubConnection): void | Promise<void>;
-  onDisconnected(connection: HubConnection): void | Promise<void>;
+export interface Recipient extends GroupMember {
+  /** The user this connection belongs to, or null. */
+  readonly userIdentifier: string | null;
+  /** Index of the connection's hub protocol in the server's `protocols` option. */
+  readonly protocolIndex: number;
+  /** Scratch mark for deduplicating recipients within one send; only the lifetime manager writes it. */
+  sendStamp: number;
+  /** True between the handshake and the end of the connection. */
+  readonly connected: boolean;
+  /** Queues one encoded record for this connection (it goes out at the end of the event-loop turn). */
+  enqueue(record: SerializedRecord): void;
+}
+
+/**
+ * The backplane contract: tracks the connections of one hub and delivers messages to any slice of
+ * them. The in-memory manager answers synchronously; a backplane implementation returns promises
+ * (hence `T | Promise<T>`).
+ */
+export interface HubLifetimeManager<C extends Recipient = Recipient> {
+  onConnected(connection: C): void | Promise<void>;
+  onDisconnected(connection: C): void | Promise<void>;
   send(target: SendTarget, message: InvocationMessage): void | Promise<void>;
   addToGroup(connectionId: string, group: string): void | Promise<void>;
   removeFromGroup(connectionId: string, group: string): void | Promise<void>;
@@ -29,10 +46,10 @@ let stamp = 0;
  * only its recipients, encodes once per protocol present among them, and queues the same record
  * on every recipient (no per-recipient allocation).
  */
-export class DefaultHubLifetimeManager implements HubLifetimeManager {
-  readonly connections = new Map<string, HubConnection>();
-  readonly groups = new GroupRegistry<HubConnection>();
-  readonly #users = new Map<string, Set<HubConnection>>();
+export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implements HubLifetimeManager<C> {
+  readonly connections = new Map<string, C>();
+  readonly groups = new GroupRegistry<C>();
+  readonly #users = new Map<string, Set<C>>();
   readonly #protocols: readonly HubProtocol[];
   readonly #logger: Logger;
 
@@ -41,7 +58,7 @@ export class DefaultHubLifetimeManager implements HubLifetimeManager {
     this.#logger = logger;
   }
 
-  onConnected(connection: HubConnection): void {
+  onConnected(connection: C): void {
     this.connections.set(connection.connectionId, connection);
     const user = connection.userIdentifier;
     if (user !== null) {
@@ -51,7 +68,7 @@ export class DefaultHubLifetimeManager implements HubLifetimeManager {
     }
   }
 
-  onDisconnected(connection: HubConnection): void {
+  onDisconnected(connection: C): void {
     if (this.connections.get(connection.connectionId) !== connection) return;
     this.connections.delete(connection.connectionId);
     this.groups.removeAll(connection);
@@ -75,7 +92,7 @@ export class DefaultHubLifetimeManager implements HubLifetimeManager {
   }
 
   /** The connections of `userId` (empty when none). */
-  userConnections(userId: string): ReadonlySet<HubConnection> | undefined {
+  userConnections(userId: string): ReadonlySet<C> | undefined {
     return this.#users.get(userId);
   }
 
@@ -144,7 +161,7 @@ export class DefaultHubLifetimeManager implements HubLifetimeManager {
     }
   }
 
-  #deliverAll(connections: IterableIterator<HubConnection>, serialized: SerializedMessage, excluded: readonly string[] | undefined): void {
+  #deliverAll(connections: IterableIterator<Recipient>, serialized: SerializedMessage, excluded: readonly string[] | undefined): void {
     if (excluded === undefined || excluded.length === 0) {
       for (const connection of connections) deliver(connection, serialized);
     } else if (excluded.length <= EXCLUDED_SCAN_LIMIT) {
@@ -156,7 +173,7 @@ export class DefaultHubLifetimeManager implements HubLifetimeManager {
   }
 }
 
-function deliver(connection: HubConnection, serialized: SerializedMessage): void {
+function deliver(connection: Recipient, serialized: SerializedMessage): void {
   const record = serialized.recordFor(connection.protocolIndex);
   if (record !== null) connection.enqueue(record);
 }

@@ -1,13 +1,14 @@
-import type { AuthorizationPolicy } from "./authorization.js";
-import { DependencyResolutionError, GroupNameError, HubError } from "./errors.js";
-import type { Hub } from "./hub.js";
-import { argumentsMatch, type HubDescriptor, type HubMethodDescriptor } from "./hub-descriptor.js";
-import type { HubConnection } from "./hub-connection.js";
-import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "./hub-messages.js";
-import type { GroupManager } from "./group-manager.js";
-import type { Logger } from "./logger.js";
-import type { HubPipeline, InvocationContext } from "./pipeline.js";
-import { SerializedRecord } from "./transport.js";
+import type { AuthorizationPolicy } from "../hubs/authorization.js";
+import { DependencyResolutionError, GroupNameError, HubError } from "../contracts/errors.js";
+import type { Hub } from "../hubs/hub.js";
+import { argumentsMatch, type HubDescriptor, type HubMethodDescriptor } from "../hubs/hub-descriptor.js";
+import type { HubConnection } from "../connections/hub-connection.js";
+import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
+import type { GroupManager } from "../fan-out/group-manager.js";
+import type { Logger } from "../contracts/logger.js";
+import type { InvocationContext } from "../pipeline/hub-module.js";
+import type { HubPipeline } from "../pipeline/hub-pipeline.js";
+import { SerializedRecord } from "../contracts/transport.js";
 
 /** The texts clients see (ASP.NET's, §7.3), so existing client code and tests keep working. */
 export const ErrorText = {

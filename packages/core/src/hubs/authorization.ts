@@ -1,5 +1,4 @@
-import type { HubCallerContext } from "./hub-caller-context.js";
-import type { HubModuleRegistration, Principal } from "./pipeline.js";
+import type { HubCallerContext, Principal } from "./hub-caller-context.js";
 
 /** What a policy sees for a hub method call. */
 export interface PolicyContext {
@@ -23,7 +22,6 @@ export interface AuthorizeData {
 
 export const kAuthorize = Symbol("switchboard.authorize");
 export const kAllowAnonymous = Symbol("switchboard.allowAnonymous");
-export const kModules = Symbol("switchboard.modules");
 
 type Bag = Record<symbol, unknown>;
 
@@ -56,21 +54,9 @@ export function AllowAnonymous(): MethodDecorator {
   };
 }
 
-/** Per-hub pipeline modules; they run after the server's global modules, in this order. */
-export function UseModules(...modules: HubModuleRegistration[]): ClassDecorator {
-  return (target) => {
-    Object.defineProperty(target, kModules, { value: modules, configurable: true });
-  };
-}
-
 /** The class-level `@Authorize` data of a hub, if any. */
 export function hubAuthorization(hubClass: object): AuthorizeData | undefined {
   return Object.hasOwn(hubClass, kAuthorize) ? ((hubClass as Bag)[kAuthorize] as AuthorizeData) : undefined;
-}
-
-/** The modules a hub class declared with `@UseModules`. */
-export function hubModules(hubClass: object): readonly HubModuleRegistration[] {
-  return Object.hasOwn(hubClass, kModules) ? ((hubClass as Bag)[kModules] as HubModuleRegistration[]) : [];
 }
 
 /** Method-level authorization recorded on `proto` for `key`: `@Authorize` data and `@AllowAnonymous`. */

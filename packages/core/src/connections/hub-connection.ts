@@ -1,18 +1,29 @@
 import type { DependencyContainer } from "tsyringe";
-import { InvalidMessageError, MessageTooLargeError, SwitchboardError } from "./errors.js";
+import { InvalidMessageError, MessageTooLargeError, SwitchboardError } from "../contracts/errors.js";
 import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeRequest } from "./handshake.js";
-import type { HubCallerContext } from "./hub-caller-context.js";
-import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "./hub-messages.js";
-import type { HubMessageParser, HubProtocol, TransferFormat } from "./hub-protocol.js";
-import type { FlushScheduler } from "./flush-scheduler.js";
-import type { Logger } from "./logger.js";
-import type { ResolvedOptions } from "./options.js";
-import type { Principal } from "./pipeline.js";
-import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "./transport.js";
+import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js";
+import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
+import type { HubMessageParser, HubProtocol, ParserLimits, TransferFormat } from "../contracts/hub-protocol.js";
+import type { FlushScheduler } from "../fan-out/flush-scheduler.js";
+import type { Recipient } from "../fan-out/lifetime-manager.js";
+import type { Logger } from "../contracts/logger.js";
+import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "../contracts/transport.js";
+
+/** The server options a connection reads (the server's resolved options satisfy it); see `ServerOptions`. */
+export interface ConnectionOptions extends ParserLimits {
+  readonly protocols: readonly HubProtocol[];
+  readonly handshakeTimeout: number;
+  readonly keepAliveInterval: number;
+  readonly clientTimeout: number;
+  readonly maxBufferedBytes: number;
+  readonly maxInvocationIdLength: number;
+  readonly maxParallelInvocations: number;
+  readonly maxQueuedInvocations: number;
+}
 
 /** What a connection needs from the hub endpoint that owns it. */
 export interface ConnectionHost {
-  readonly options: ResolvedOptions;
+  readonly options: ConnectionOptions;
   readonly scheduler: FlushScheduler;
   readonly logger: Logger;
   /** Index of the protocol named `name` in `options.protocols`, or -1. */
@@ -51,7 +62,7 @@ const HANDSHAKE_RECORDS: Readonly<Record<TransferFormat, SerializedRecord>> = {
  * One client connection to one hub: handshake, parsing, the invocation queue, the coalescing
  * outbox, keep-alive bookkeeping and closing. The transport feeds it through {@link ConnectionHandle}.
  */
-export class HubConnection implements ConnectionHandle {
+export class HubConnection implements ConnectionHandle, Recipient {
   readonly connectionId: string;
   readonly request: ConnectionRequest;
   readonly transport: TransportConnection;

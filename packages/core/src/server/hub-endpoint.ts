@@ -1,20 +1,22 @@
 import type { DependencyContainer } from "tsyringe";
-import { DefaultHubCallerClients, DefaultHubClients, type HubClients, type MessageSender } from "./clients.js";
-import { ConnectionStore, newId } from "./connection-store.js";
-import { DefaultGroupManager, type GroupManager } from "./group-manager.js";
-import type { AnyClient, ClientMethods, Hub } from "./hub.js";
-import type { HubCallerContext } from "./hub-caller-context.js";
-import { HubConnection, type ConnectionHost } from "./hub-connection.js";
-import type { HubDescriptor } from "./hub-descriptor.js";
+import { DefaultHubCallerClients, DefaultHubClients, type AnyClient, type ClientMethods, type HubClients, type MessageSender } from "../fan-out/clients.js";
+import { ConnectionStore, newId } from "../connections/connection-store.js";
+import { DefaultGroupManager, type GroupManager } from "../fan-out/group-manager.js";
+import type { Hub } from "../hubs/hub.js";
+import type { HubCallerContext } from "../hubs/hub-caller-context.js";
+import { HubConnection, type ConnectionHost } from "../connections/hub-connection.js";
+import type { HubDescriptor } from "../hubs/hub-descriptor.js";
 import { activateHub, dispatchInvocation, type DispatchContext } from "./hub-dispatcher.js";
-import { MessageType, PING_MESSAGE, type InvocationMessage, type StreamInvocationMessage } from "./hub-messages.js";
-import type { FlushScheduler } from "./flush-scheduler.js";
-import { DefaultHubLifetimeManager } from "./lifetime-manager.js";
-import type { Logger } from "./logger.js";
+import { MessageType, PING_MESSAGE, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
+import type { FlushScheduler } from "../fan-out/flush-scheduler.js";
+import { DefaultHubLifetimeManager } from "../fan-out/lifetime-manager.js";
+import type { Logger } from "../contracts/logger.js";
 import type { AuthenticationRequest, ResolvedOptions } from "./options.js";
-import type { HubPipeline, LifetimeContext, OutgoingContext, Principal } from "./pipeline.js";
-import type { SendTarget } from "./send-target.js";
-import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "./transport.js";
+import type { Principal } from "../hubs/hub-caller-context.js";
+import type { LifetimeContext, OutgoingContext } from "../pipeline/hub-module.js";
+import type { HubPipeline } from "../pipeline/hub-pipeline.js";
+import type { SendTarget } from "../contracts/send-target.js";
+import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "../contracts/transport.js";
 
 /** Sends to a hub's clients and manages its groups from outside hub methods. */
 export interface HubContext<TClient extends ClientMethods = AnyClient> {
@@ -113,7 +115,7 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
   readonly logger: Logger;
   readonly detailedErrors: boolean;
   readonly pipeline: HubPipeline;
-  readonly lifetimeManager: DefaultHubLifetimeManager;
+  readonly lifetimeManager: DefaultHubLifetimeManager<HubConnection>;
   readonly groupManager: GroupManager;
   readonly context: HubContext;
   /** Every live connection, handshaking or connected (for keep-alive and shutdown). */
@@ -135,7 +137,7 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     this.detailedErrors = options.detailedErrors;
     this.pipeline = pipeline;
     this.#container = container;
-    this.lifetimeManager = new DefaultHubLifetimeManager(options.protocols, options.logger);
+    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger);
     this.groupManager = new DefaultGroupManager(this.lifetimeManager);
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
     this.store = new ConnectionStore(options.unusedTokenTimeout);

@@ -1,8 +1,7 @@
 import { inject, injectable } from "tsyringe";
-import { HubError } from "./errors.js";
-import type { Logger } from "./logger.js";
-import type { ErrorContext, HubModule, InvocationContext, LifetimeContext } from "./pipeline.js";
-import { LOGGER } from "./server.js";
+import { HubError } from "../contracts/errors.js";
+import { LOGGER, type Logger } from "../contracts/logger.js";
+import type { ErrorContext, HubModule, InvocationContext, LifetimeContext } from "./hub-module.js";
 
 /**
  * Structured logging of a hub's life: one `info` entry per connect and disconnect, one `debug`

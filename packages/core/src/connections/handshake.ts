@@ -1,4 +1,4 @@
-import { InvalidMessageError, MessageTooLargeError } from "./errors.js";
+import { InvalidMessageError, MessageTooLargeError } from "../contracts/errors.js";
 
 const RECORD_SEPARATOR = 0x1e;
 const HANDSHAKE_OK = new Uint8Array([0x7b, 0x7d, RECORD_SEPARATOR]); // {}<RS>

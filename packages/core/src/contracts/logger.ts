@@ -1,3 +1,5 @@
+import type { InjectionToken } from "tsyringe";
+
 /**
  * The logging interface the server writes to. Its shape is pino's `(object, message)` form, so a
  * pino instance can be passed as is. Connection tokens and access tokens are never logged.
@@ -38,3 +40,6 @@ export function consoleLogger(level: LogLevel = "warn"): Logger {
     error: (fields, message) => write("error", fields, message),
   };
 }
+
+/** DI token of the server's {@link Logger}, for modules and services: `@inject(LOGGER) logger: Logger`. */
+export const LOGGER: InjectionToken<Logger> = Symbol("switchboard.Logger");

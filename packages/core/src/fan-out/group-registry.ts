@@ -1,4 +1,4 @@
-import { GroupNameError } from "./errors.js";
+import { GroupNameError } from "../contracts/errors.js";
 
 /** What the registry needs of a connection: its id and its own set of group names. */
 export interface GroupMember {

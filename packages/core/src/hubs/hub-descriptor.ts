@@ -1,5 +1,5 @@
 import "reflect-metadata";
-import { HubDefinitionError } from "./errors.js";
+import { HubDefinitionError } from "../contracts/errors.js";
 import { Hub, hubPathOf, kMethodName, kNotHubMethod, type HubClass } from "./hub.js";
 import { hubAuthorization, methodAuthorization, type AuthorizeData } from "./authorization.js";
 

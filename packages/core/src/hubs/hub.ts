@@ -1,20 +1,8 @@
 import { injectable } from "tsyringe";
-import { HubDefinitionError } from "./errors.js";
-import type { HubCallerClients } from "./clients.js";
+import { HubDefinitionError } from "../contracts/errors.js";
+import type { AnyClient, ClientMethods, HubCallerClients } from "../fan-out/clients.js";
 import type { HubCallerContext } from "./hub-caller-context.js";
-import type { GroupManager } from "./group-manager.js";
-
-/**
- * The methods a server can call on a client, as an interface of methods (`Message(from: string,
- * text: string): void`). Only its method names and parameter lists are used, for typing `send`.
- */
-export type ClientMethods = object;
-
-/** Default client shape: any method with any arguments. */
-export type AnyClient = { [method: string]: (...args: any[]) => unknown };
-
-/** The parameter list of client method `K`. */
-export type ClientArgs<TClient, K extends keyof TClient> = TClient[K] extends (...args: infer A) => unknown ? A : never;
+import type { GroupManager } from "../fan-out/group-manager.js";
 
 /** A hub class: constructed by the DI container, so its constructor parameters are injected. */
 export type HubClass<T extends Hub<any> = Hub<any>> = new (...args: any[]) => T;

@@ -1,4 +1,5 @@
-import type { Principal } from "./pipeline.js";
+/** Who a request or connection is, as returned by the server's `authenticate` option (claims). */
+export type Principal = { readonly [claim: string]: unknown };
 
 /** What a hub method knows about the connection that called it. One object per connection. */
 export interface HubCallerContext {

@@ -1,7 +1,7 @@
-import type { HubMessage } from "./hub-messages.js";
-import type { HubProtocol } from "./hub-protocol.js";
-import type { Logger } from "./logger.js";
-import { SerializedRecord } from "./transport.js";
+import type { HubMessage } from "../contracts/hub-messages.js";
+import type { HubProtocol } from "../contracts/hub-protocol.js";
+import type { Logger } from "../contracts/logger.js";
+import { SerializedRecord } from "../contracts/transport.js";
 
 /**
  * One outgoing message and its encodings, one slot per registered protocol. A slot is filled the

@@ -1,7 +1,18 @@
-import type { AnyClient, ClientArgs, ClientMethods } from "./hub.js";
-import { MessageType, type InvocationMessage } from "./hub-messages.js";
+import { MessageType, type InvocationMessage } from "../contracts/hub-messages.js";
 import { checkGroupName } from "./group-registry.js";
-import { ALL, type SendTarget } from "./send-target.js";
+import { ALL, type SendTarget } from "../contracts/send-target.js";
+
+/**
+ * The methods a server can call on a client, as an interface of methods (`Message(from: string,
+ * text: string): void`). Only its method names and parameter lists are used, for typing `send`.
+ */
+export type ClientMethods = object;
+
+/** Default client shape: any method with any arguments. */
+export type AnyClient = { [method: string]: (...args: any[]) => unknown };
+
+/** The parameter list of client method `K`. */
+export type ClientArgs<TClient, K extends keyof TClient> = TClient[K] extends (...args: infer A) => unknown ? A : never;
 
 /** Where client proxies hand their sends: a hub endpoint (pipeline, then lifetime manager). */
 export interface MessageSender {

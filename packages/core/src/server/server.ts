@@ -1,17 +1,16 @@
 import "reflect-metadata";
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
-import { DependencyResolutionError, HubDefinitionError, SwitchboardError } from "./errors.js";
-import { FlushScheduler } from "./flush-scheduler.js";
-import type { AnyClient, ClientMethods, Hub, HubClass } from "./hub.js";
-import { describeHub } from "./hub-descriptor.js";
+import { DependencyResolutionError, HubDefinitionError, SwitchboardError } from "../contracts/errors.js";
+import { FlushScheduler } from "../fan-out/flush-scheduler.js";
+import type { Hub, HubClass } from "../hubs/hub.js";
+import type { AnyClient, ClientMethods } from "../fan-out/clients.js";
+import { describeHub } from "../hubs/hub-descriptor.js";
 import { HubEndpoint, type HubContext } from "./hub-endpoint.js";
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
-import { hubModules } from "./authorization.js";
-import type { Logger } from "./logger.js";
-import { HubPipeline, type HubModule, type HubModuleRegistration } from "./pipeline.js";
-
-/** DI token of the server's {@link Logger}, for modules and services: `@inject(LOGGER) logger: Logger`. */
-export const LOGGER: InjectionToken<Logger> = Symbol("switchboard.Logger");
+import { hubModules } from "../pipeline/use-modules.js";
+import { LOGGER } from "../contracts/logger.js";
+import type { HubModuleRegistration, PipelineModule } from "../pipeline/hub-module.js";
+import { HubPipeline } from "../pipeline/hub-pipeline.js";
 
 /** A transport attached to a server; `stop` stops accepting and resolves once its sockets are gone. */
 export interface AttachedTransport {
@@ -42,8 +41,8 @@ export class SwitchboardServer {
   readonly #byClass = new Map<HubClass, HubEndpoint>();
   readonly #transports = new Set<AttachedTransport>();
   readonly #scheduler = new FlushScheduler();
-  readonly #modules = new Map<HubModuleRegistration, HubModule>();
-  readonly #globalModules: readonly HubModule[];
+  readonly #modules = new Map<HubModuleRegistration, PipelineModule>();
+  readonly #globalModules: readonly PipelineModule[];
   readonly #heartbeat: NodeJS.Timeout;
   #closing: Promise<void> | undefined;
 
@@ -84,7 +83,7 @@ export class SwitchboardServer {
   }
 
   /** A module instance, or one resolved once from this server's container. */
-  #module(registration: HubModuleRegistration): HubModule {
+  #module(registration: HubModuleRegistration): PipelineModule {
     if (typeof registration !== "function") {
       if (registration === null || typeof registration !== "object") throw new HubDefinitionError("A pipeline module must be an object or a class.");
       return registration;

@@ -1,11 +1,12 @@
 import type { DependencyContainer } from "tsyringe";
-import { OptionsError } from "./errors.js";
-import type { HubProtocol } from "./hub-protocol.js";
-import { consoleLogger, type Logger } from "./logger.js";
-import type { HubClass } from "./hub.js";
-import type { ConnectionRequest } from "./transport.js";
-import type { AuthorizationPolicy } from "./authorization.js";
-import type { HubModuleRegistration, Principal } from "./pipeline.js";
+import { OptionsError } from "../contracts/errors.js";
+import type { HubProtocol } from "../contracts/hub-protocol.js";
+import { consoleLogger, type Logger } from "../contracts/logger.js";
+import type { HubClass } from "../hubs/hub.js";
+import type { ConnectionRequest } from "../contracts/transport.js";
+import type { AuthorizationPolicy } from "../hubs/authorization.js";
+import type { Principal } from "../hubs/hub-caller-context.js";
+import type { HubModuleRegistration } from "../pipeline/hub-module.js";
 
 /** The facts a `userIdProvider` sees about a connecting client. */
 export interface UserIdContext {

@@ -1,5 +1,5 @@
-import { HubError, OptionsError } from "./errors.js";
-import type { HubModule, InvocationContext } from "./pipeline.js";
+import { HubError, OptionsError } from "../contracts/errors.js";
+import type { HubModule, InvocationContext } from "./hub-module.js";
 
 /** Options of {@link RateLimitModule}. */
 export interface RateLimitOptions {

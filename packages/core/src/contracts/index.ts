@@ -1,0 +1,15 @@
+/**
+ * contracts/ — what plugins implement and what travels on the wire: the SignalR hub messages, the
+ * `HubProtocol` a codec implements, the `TransportConnection` a transport implements (and the
+ * shared `SerializedRecord` it writes), the `SendTarget` a send is addressed to, errors and the
+ * `Logger` interface.
+ *
+ * Owns no behaviour beyond small value types. Must not know any other folder of the core, any
+ * codec (JSON, MessagePack) or any transport library (`ws`): everything else builds on it.
+ */
+export * from "./hub-messages.js";
+export * from "./hub-protocol.js";
+export * from "./transport.js";
+export * from "./send-target.js";
+export * from "./errors.js";
+export * from "./logger.js";

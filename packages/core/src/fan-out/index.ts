@@ -1,0 +1,14 @@
+/**
+ * fan-out/ — from an address to queued bytes: the client proxies hubs send through
+ * (`clients.group(x).send(…)`), the group manager and group registry (groups indexed both ways),
+ * the `HubLifetimeManager` contract a backplane implements, the in-memory lifetime manager that
+ * walks only a send's recipients, the per-send `SerializedMessage` (one encode per protocol) and
+ * the `FlushScheduler` that writes each connection's queue once per event-loop turn.
+ *
+ * This is the hot path: no allocation per recipient, no scan of all connections. It sees a
+ * connection only as a `Recipient` (id, groups, user, protocol index, `enqueue`). Must not know
+ * hubs, the pipeline, transports or how a connection is read or closed.
+ */
+export * from "./clients.js";
+export * from "./group-manager.js";
+export * from "./lifetime-manager.js";

@@ -1,0 +1,12 @@
+/**
+ * server/ — the composition root: `SwitchboardServer` and its options, and one `HubEndpoint` per
+ * hub path, which admits connections (negotiate, authentication, connection tokens), runs their
+ * lifecycle hooks, dispatches invocations to hub methods (`hub-dispatcher.ts`) and hands sends to
+ * the pipeline and the lifetime manager.
+ *
+ * The only folder that knows all the others; nothing imports it. Transports reach it through
+ * `server.endpoint(path)`.
+ */
+export * from "./options.js";
+export * from "./hub-endpoint.js";
+export * from "./server.js";
