@@ -59,7 +59,7 @@ describe("core layout", () => {
   it.each([
     ["contracts/transport.ts", "TransportConnection"],
     ["contracts/hub-protocol.ts", "HubProtocol"],
-    ["fan-out/lifetime-manager.ts", "HubLifetimeManager"],
+    ["contracts/hub-lifetime-manager.ts", "HubLifetimeManager"],
     ["pipeline/hub-module.ts", "HubModule"],
     ["pipeline/hub-module.ts", "RejoinModule"],
   ])("%s: %s has six members or fewer", (file, name) => {

@@ -5,7 +5,7 @@ import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js"
 import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
 import type { HubMessageParser, HubProtocol, ParserLimits, TransferFormat } from "../contracts/hub-protocol.js";
 import type { FlushScheduler } from "../fan-out/flush-scheduler.js";
-import type { Recipient } from "../fan-out/lifetime-manager.js";
+import type { Recipient } from "../contracts/hub-lifetime-manager.js";
 import type { Logger } from "../contracts/logger.js";
 import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "../contracts/transport.js";
 

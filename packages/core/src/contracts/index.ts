@@ -1,8 +1,8 @@
 /**
  * contracts/ — what plugins implement and what travels on the wire: the SignalR hub messages, the
  * `HubProtocol` a codec implements, the `TransportConnection` a transport implements (and the
- * shared `SerializedRecord` it writes), the `SendTarget` a send is addressed to, errors and the
- * `Logger` interface.
+ * shared `SerializedRecord` it writes), the `HubLifetimeManager` a backplane implements (and the
+ * `Recipient` it delivers to), the `SendTarget` a send is addressed to, errors and `Logger`.
  *
  * Owns no behaviour beyond small value types. Must not know any other folder of the core, any
  * codec (JSON, MessagePack) or any transport library (`ws`): everything else builds on it.
@@ -11,5 +11,6 @@ export * from "./hub-messages.js";
 export * from "./hub-protocol.js";
 export * from "./transport.js";
 export * from "./send-target.js";
+export * from "./hub-lifetime-manager.js";
 export * from "./errors.js";
 export * from "./logger.js";

@@ -1,9 +1,9 @@
 /**
  * fan-out/ — from an address to queued bytes: the client proxies hubs send through
  * (`clients.group(x).send(…)`), the group manager and group registry (groups indexed both ways),
- * the `HubLifetimeManager` contract a backplane implements, the in-memory lifetime manager that
- * walks only a send's recipients, the per-send `SerializedMessage` (one encode per protocol) and
- * the `FlushScheduler` that writes each connection's queue once per event-loop turn.
+ * the in-memory `HubLifetimeManager` that walks only a send's recipients, the per-send
+ * `SerializedMessage` (one encode per protocol) and the `FlushScheduler` that writes each
+ * connection's queue once per event-loop turn.
  *
  * This is the hot path: no allocation per recipient, no scan of all connections. It sees a
  * connection only as a `Recipient` (id, groups, user, protocol index, `enqueue`). Must not know

@@ -1,40 +1,10 @@
-import { GroupRegistry, checkGroupName, type GroupMember } from "./group-registry.js";
-import type { InvocationMessage } from "../contracts/hub-messages.js";
+import { GroupRegistry, checkGroupName } from "./group-registry.js";
 import type { HubProtocol } from "../contracts/hub-protocol.js";
 import type { Logger } from "../contracts/logger.js";
+import type { HubLifetimeManager, Recipient } from "../contracts/hub-lifetime-manager.js";
+import type { InvocationMessage } from "../contracts/hub-messages.js";
 import type { SendTarget } from "../contracts/send-target.js";
-import type { SerializedRecord } from "../contracts/transport.js";
 import { SerializedMessage } from "./serialized-message.js";
-
-/**
- * What fan-out needs of a connection (the server's connections implement it). Fan-out reads these
- * fields and calls `enqueue`; it never touches the transport.
- */
-export interface Recipient extends GroupMember {
-  /** The user this connection belongs to, or null. */
-  readonly userIdentifier: string | null;
-  /** Index of the connection's hub protocol in the server's `protocols` option. */
-  readonly protocolIndex: number;
-  /** Scratch mark for deduplicating recipients within one send; only the lifetime manager writes it. */
-  sendStamp: number;
-  /** True between the handshake and the end of the connection. */
-  readonly connected: boolean;
-  /** Queues one encoded record for this connection (it goes out at the end of the event-loop turn). */
-  enqueue(record: SerializedRecord): void;
-}
-
-/**
- * The backplane contract: tracks the connections of one hub and delivers messages to any slice of
- * them. The in-memory manager answers synchronously; a backplane implementation returns promises
- * (hence `T | Promise<T>`).
- */
-export interface HubLifetimeManager<C extends Recipient = Recipient> {
-  onConnected(connection: C): void | Promise<void>;
-  onDisconnected(connection: C): void | Promise<void>;
-  send(target: SendTarget, message: InvocationMessage): void | Promise<void>;
-  addToGroup(connectionId: string, group: string): void | Promise<void>;
-  removeFromGroup(connectionId: string, group: string): void | Promise<void>;
-}
 
 /** Sets above this size are checked through a `Set` built once per send, smaller ones by scanning. */
 const EXCLUDED_SCAN_LIMIT = 8;
