@@ -11,6 +11,8 @@ interface Entry {
   inUse: boolean;
   /** Who negotiated this token (for binding the token to a principal). */
   readonly owner: unknown;
+  /** The negotiate answer offered stateful reconnect (§8.1). */
+  readonly statefulReconnect: boolean;
 }
 
 /**
@@ -29,11 +31,12 @@ export class ConnectionStore {
   /**
    * Creates a pending connection: a public id and its secret token. `owner` names who negotiated
    * it (given the new id); `peek` returns it so a connect request by someone else can be refused.
+   * `statefulReconnect` records that the negotiate answer offered stateful reconnect.
    */
-  create(owner?: (connectionId: string) => unknown): { connectionId: string; connectionToken: string } {
+  create(owner?: (connectionId: string) => unknown, statefulReconnect = false): { connectionId: string; connectionToken: string } {
     const connectionId = newId();
     const connectionToken = newId();
-    const entry: Entry = { connectionId, timer: undefined, inUse: false, owner: owner?.(connectionId) };
+    const entry: Entry = { connectionId, timer: undefined, inUse: false, owner: owner?.(connectionId), statefulReconnect };
     entry.timer = setTimeout(() => this.#entries.delete(connectionToken), this.#unusedTimeout);
     entry.timer.unref();
     this.#entries.set(connectionToken, entry);
@@ -41,7 +44,7 @@ export class ConnectionStore {
   }
 
   /** Looks `token` up without claiming it. */
-  peek(token: string): { readonly connectionId: string; readonly owner: unknown; readonly inUse: boolean } | undefined {
+  peek(token: string): { readonly connectionId: string; readonly owner: unknown; readonly inUse: boolean; readonly statefulReconnect: boolean } | undefined {
     return this.#entries.get(token);
   }
 

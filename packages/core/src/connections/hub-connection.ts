@@ -3,6 +3,7 @@ import { InvalidMessageError, MessageTooLargeError, SwitchboardError } from "../
 import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeRequest } from "./handshake.js";
 import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js";
 import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
+import { ReplayBuffer } from "./replay-buffer.js";
 import type { HubMessageParser, HubProtocol, ParserLimits, TransferFormat } from "../contracts/hub-protocol.js";
 import type { FlushScheduler } from "../fan-out/flush-scheduler.js";
 import type { Recipient } from "../contracts/hub-lifetime-manager.js";
@@ -19,6 +20,10 @@ export interface ConnectionOptions extends ParserLimits {
   readonly maxInvocationIdLength: number;
   readonly maxParallelInvocations: number;
   readonly maxQueuedInvocations: number;
+  /** Bytes of sent but unacknowledged messages kept for a stateful-reconnect replay; past it, sends wait. */
+  readonly statefulReconnectBufferSize: number;
+  /** How long a stateful-reconnect connection waits for its client after losing the transport. */
+  readonly disconnectTimeout: number;
 }
 
 /** What a connection needs from the hub endpoint that owns it. */
@@ -48,6 +53,24 @@ const OUTBOX_SLOTS_KEPT = 1024;
 const HANDSHAKING = 0;
 const CONNECTED = 1;
 const CLOSED = 2;
+/**
+ * Longest wait for the client's first frame after a stateful handshake. The v10 client counts
+ * incoming messages only once its post-handshake code ran, which it signals with a Ping; hub
+ * messages sent before it would be delivered but not counted (§8.4).
+ */
+const FIRST_FRAME_WAIT = 1_000;
+
+/** The transport of a connection in its reconnect window: nothing to write to, nothing buffered. */
+const LOST: TransportConnection = Object.freeze({
+  transferFormats: [],
+  bufferedAmount: 0,
+  write(): void {},
+  close(): void {},
+  pause(): void {},
+  resume(): void {},
+});
+/** One-slot array for control records (Ping, Ack) written on their own; emptied after each write. */
+const CONTROL: SerializedRecord[] = [];
 
 /** Close text for errors that end a connection (ASP.NET's wording, §4.6). */
 export const CONNECTION_ERROR_TEXT = "Connection closed with an error.";
@@ -59,13 +82,39 @@ const HANDSHAKE_RECORDS: Readonly<Record<TransferFormat, SerializedRecord>> = {
 };
 
 /**
+ * What one transport of a connection that may reattach (stateful reconnect) reports to: once
+ * another transport has taken over, the old one's late data and close are ignored.
+ */
+export class TransportLease implements ConnectionHandle {
+  readonly #connection: HubConnection;
+  readonly #transport: TransportConnection;
+  constructor(connection: HubConnection, transport: TransportConnection) {
+    this.#connection = connection;
+    this.#transport = transport;
+  }
+  get connectionId(): string {
+    return this.#connection.connectionId;
+  }
+  receive(data: Uint8Array): void {
+    if (this.#connection.transport === this.#transport) this.#connection.receive(data);
+  }
+  transportClosed(error?: Error): void {
+    if (this.#connection.transport === this.#transport) this.#connection.transportClosed(error);
+  }
+}
+
+/**
  * One client connection to one hub: handshake, parsing, the invocation queue, the coalescing
  * outbox, keep-alive bookkeeping and closing. The transport feeds it through {@link ConnectionHandle}.
+ *
+ * With stateful reconnect (negotiated, handshake version 2) it also keeps a {@link ReplayBuffer}:
+ * the outbox is written only while the buffer has room, a lost transport leaves the connection in
+ * its reconnect window (`disconnectTimeout`) instead of ending it, and `reattach` resumes it on a
+ * new transport with a Sequence and a replay of what the client has not acknowledged.
  */
 export class HubConnection implements ConnectionHandle, Recipient {
   readonly connectionId: string;
   readonly request: ConnectionRequest;
-  readonly transport: TransportConnection;
   readonly #parentContainer: DependencyContainer;
   #container: DependencyContainer | undefined;
   #items: Map<unknown, unknown> | undefined;
@@ -85,6 +134,19 @@ export class HubConnection implements ConnectionHandle, Recipient {
   callerContext!: HubCallerContext;
 
   readonly #host: ConnectionHost;
+  #transport: TransportConnection;
+  readonly #statefulAllowed: boolean;
+  /** Set at a version-2 handshake of a connection that negotiated stateful reconnect. */
+  #replay: ReplayBuffer | undefined;
+  /** Hub messages wait for the client's first frame after a stateful handshake (§8.4). */
+  #held = false;
+  #heldSince = 0;
+  /** The outbox has records that could not be written (replay buffer full, held or transport lost). */
+  #stalled = false;
+  /** When the transport was lost (0 while one is attached). */
+  #detachedAt = 0;
+  /** A reattach was admitted and its transport is opening (set by the endpoint). */
+  reattaching = false;
   #state = HANDSHAKING;
   #format: TransferFormat = "text";
   #handshake: HandshakeReader | undefined;
@@ -105,10 +167,12 @@ export class HubConnection implements ConnectionHandle, Recipient {
   /** True while an async `onConnected` runs: invocations wait for it, as in ASP.NET. */
   #connecting = false;
 
-  constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, container: DependencyContainer) {
+  /** `statefulReconnect`: the client negotiated it; it is active once the handshake asks for version 2. */
+  constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, container: DependencyContainer, statefulReconnect = false) {
     this.#host = host;
     this.connectionId = connectionId;
-    this.transport = transport;
+    this.#transport = transport;
+    this.#statefulAllowed = statefulReconnect;
     this.request = request;
     this.#parentContainer = container;
     this.#handshake = new HandshakeReader(host.options.maxMessageSize);
@@ -134,8 +198,24 @@ export class HubConnection implements ConnectionHandle, Recipient {
     return (this.#callerClients ??= this.#host.callerClients(this));
   }
 
+  /** True between the handshake and the end, also while in the reconnect window. */
   get connected(): boolean {
     return this.#state === CONNECTED;
+  }
+
+  /** The transport in use (a stand-in that writes nothing while in the reconnect window). */
+  get transport(): TransportConnection {
+    return this.#transport;
+  }
+
+  /** True while the transport is lost and the connection waits in its reconnect window. */
+  get awaitingReconnect(): boolean {
+    return this.#detachedAt !== 0;
+  }
+
+  /** True while a new transport may take this connection over: stateful and not ending. */
+  get resumable(): boolean {
+    return this.#replay !== undefined && this.#state === CONNECTED && !this.#closeMessageSent;
   }
 
   // ---- receive ---------------------------------------------------------------------------
@@ -151,6 +231,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
         if (done.rest.length === 0) return;
         data = done.rest;
       }
+      if (this.#held) this.#releaseHold();
       this.#parser!.parse(data, this.#onMessage);
     } catch (error) {
       this.#protocolFault(error);
@@ -178,6 +259,11 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#state = CONNECTED;
     this.lastReceivedAt = Date.now(); // the client timeout is armed here, not at the first Ping
     this.#writeNow(HANDSHAKE_RECORDS[this.#format]);
+    if (this.#statefulAllowed && request.version >= 2) {
+      this.#replay = new ReplayBuffer(this.#host.options.statefulReconnectBufferSize);
+      this.#held = this.#stalled = true;
+      this.#heldSince = this.lastReceivedAt;
+    }
     const connecting = this.#host.connected(this);
     if (connecting !== undefined) {
       this.#connecting = true;
@@ -194,9 +280,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (this.#state !== HANDSHAKING) return false;
     clearTimeout(this.#handshakeTimer);
     this.#host.logger.debug({ connectionId: this.connectionId, reason: text }, "Handshake failed.");
-    this.transport.write([new SerializedRecord(handshakeError(text))], 1, "text");
+    this.#transport.write([new SerializedRecord(handshakeError(text))], 1, "text");
     this.#state = CLOSED;
-    this.transport.close();
+    this.#transport.close();
     this.#host.ended(this, undefined);
     return false;
   }
@@ -224,6 +310,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
   #dispatch(message: HubMessage): void {
     if (this.#state !== CONNECTED) return;
     this.lastReceivedAt = Date.now();
+    if (this.#replay !== undefined && !this.#sequenced(this.#replay, message)) return;
     switch (message.type) {
       case MessageType.Invocation:
       case MessageType.StreamInvocation:
@@ -244,6 +331,39 @@ export class HubConnection implements ConnectionHandle, Recipient {
     }
   }
 
+  /**
+   * Stateful reconnect's view of an incoming message (§8.2–8.4): counts trackable messages and
+   * drops the duplicates a client re-sends after a reattach, applies Ack and Sequence, and ignores
+   * everything before the client's Sequence after a reattach. True when the message is to be handled.
+   */
+  #sequenced(replay: ReplayBuffer, message: HubMessage): boolean {
+    if (replay.awaitingSequence) {
+      if (message.type !== MessageType.Sequence) return false;
+      replay.awaitingSequence = false;
+    }
+    switch (message.type) {
+      case MessageType.Invocation:
+      case MessageType.StreamItem:
+      case MessageType.Completion:
+      case MessageType.StreamInvocation:
+      case MessageType.CancelInvocation:
+        return replay.receive();
+      case MessageType.Ack:
+        if (!replay.ack(message.sequenceId)) throw new InvalidMessageError("Ack ID greater than the number of messages sent.");
+        if (this.#outboxCount > 0 && !this.#flushScheduled) {
+          // Space was freed: the sends waiting for it go out.
+          this.#flushScheduled = true;
+          this.#host.scheduler.schedule(this);
+        }
+        return false;
+      case MessageType.Sequence:
+        if (!replay.sequence(message.sequenceId)) throw new InvalidMessageError("Sequence ID greater than the number of messages received.");
+        return false;
+      default:
+        return true;
+    }
+  }
+
   // ---- invocation queue (maxParallelInvocations, receive-side back-pressure) -------------
 
   #enqueueInvocation(message: InvocationMessage | StreamInvocationMessage): void {
@@ -254,7 +374,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#waiting.push(message);
     if (!this.#paused && this.#waiting.length >= this.#host.options.maxQueuedInvocations) {
       this.#paused = true;
-      this.transport.pause();
+      this.#transport.pause();
     }
   }
 
@@ -279,7 +399,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     }
     if (this.#paused && this.#waiting.length < this.#host.options.maxQueuedInvocations / 2) {
       this.#paused = false;
-      this.transport.resume();
+      this.#transport.resume();
       this.lastReceivedAt = Date.now(); // the client's pings were unread while paused: not its fault
     }
   }
@@ -289,7 +409,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
   /**
    * Queues one record for this connection; queued records go out together at the end of the
    * event-loop turn, in order. A connection whose unsent bytes would pass `maxBufferedBytes` is
-   * closed as a slow consumer instead: the send never waits for it.
+   * closed as a slow consumer instead: the send never waits for it. With stateful reconnect the
+   * same cap bounds what waits for replay-buffer space or for the client to come back.
    */
   enqueue(record: SerializedRecord): void {
     if (this.#state !== CONNECTED) return;
@@ -297,8 +418,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
     // Only a client whose socket is backed up can be slow: while everything written so far has
     // gone out, this turn's sends are queued whatever their size, so one big broadcast does not
     // close every healthy recipient.
-    const buffered = this.transport.bufferedAmount;
-    if (buffered > 0 && buffered + this.#outboxBytes + size > this.#host.options.maxBufferedBytes) {
+    const buffered = this.#transport.bufferedAmount;
+    if ((buffered > 0 || this.#stalled) && buffered + this.#outboxBytes + size > this.#host.options.maxBufferedBytes) {
       this.#slowConsumer();
       return;
     }
@@ -313,12 +434,18 @@ export class HubConnection implements ConnectionHandle, Recipient {
   /** Writes everything queued as one transport message. Called by the flush scheduler. */
   flush(now = Date.now()): void {
     this.#flushScheduled = false;
+    if (this.#outboxCount === 0) return;
+    if (this.#replay !== undefined) this.#flushTracked(this.#replay, now);
+    else this.#writeOutbox(now);
+  }
+
+  #writeOutbox(now = Date.now()): void {
     const count = this.#outboxCount;
     if (count === 0) return;
     this.#outboxCount = 0;
     this.#outboxBytes = 0;
     if (this.#state !== CLOSED) {
-      this.transport.write(this.#outbox, count, this.#format);
+      this.#transport.write(this.#outbox, count, this.#format);
       this.lastSentAt = now;
     }
     // Drop the references (records may be large); after an unusual burst, drop the slots too.
@@ -326,10 +453,57 @@ export class HubConnection implements ConnectionHandle, Recipient {
     else for (let i = 0; i < count; i++) this.#outbox[i] = undefined as unknown as SerializedRecord;
   }
 
+  /**
+   * Stateful flush: the queued records move into the replay buffer while it has room and are
+   * written together; the rest wait, in order, for Acks (back-pressure). While held (§8.4) nothing
+   * moves; in the reconnect window records move without being written and are replayed later.
+   */
+  #flushTracked(replay: ReplayBuffer, now: number): void {
+    if (this.#held) return;
+    const outbox = this.#outbox;
+    const count = this.#outboxCount;
+    let moved = 0;
+    let movedBytes = 0;
+    while (moved < count && replay.hasRoom) {
+      const record = outbox[moved++]!;
+      replay.push(record);
+      movedBytes += record.bytes.length;
+    }
+    if (moved > 0 && this.#detachedAt === 0) {
+      this.#transport.write(outbox, moved, this.#format);
+      this.lastSentAt = now;
+    }
+    this.#outboxCount = count - moved;
+    this.#outboxBytes -= movedBytes;
+    if (moved < count) outbox.copyWithin(0, moved, count);
+    for (let i = this.#outboxCount; i < count; i++) outbox[i] = undefined as unknown as SerializedRecord;
+    if (count > OUTBOX_SLOTS_KEPT && this.#outboxCount === 0) outbox.length = 0;
+    this.#stalled = this.#outboxCount > 0 || this.#detachedAt !== 0;
+  }
+
+  /** The client's first frame after a stateful handshake arrived (or the wait ran out): send what waited. */
+  #releaseHold(): void {
+    this.#held = false;
+    this.#stalled = this.#detachedAt !== 0;
+    if (this.#outboxCount > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#host.scheduler.schedule(this);
+    }
+  }
+
+  /** Writes a record that is not counted (Ping, Ack) on its own, outside the outbox. */
+  #writeControl(record: SerializedRecord, now: number): void {
+    CONTROL[0] = record;
+    this.#transport.write(CONTROL, 1, this.#format);
+    CONTROL.length = 0;
+    this.lastSentAt = now;
+  }
+
+  /** Queues `record` after everything queued and writes it all now (handshake reply, Close). */
   #writeNow(record: SerializedRecord): void {
     this.#outbox[this.#outboxCount++] = record;
     this.#outboxBytes += record.bytes.length;
-    this.flush();
+    this.#writeOutbox();
   }
 
   #slowConsumer(): void {
@@ -338,9 +512,17 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.close({ type: MessageType.Close, error: `${CONNECTION_ERROR_TEXT} The client did not read its messages fast enough.`, allowReconnect: true }, new SwitchboardError("SB_ERR_LIMIT_BUFFERED_BYTES", "Slow consumer."));
   }
 
-  /** Sends a Ping when nothing was sent for `keepAliveInterval`; closes a client silent for `clientTimeout`. */
+  /**
+   * Sends a Ping when nothing was sent for `keepAliveInterval`; closes a client silent for
+   * `clientTimeout`. With stateful reconnect also: Acks what arrived since the last tick, ends the
+   * connection when its reconnect window ran out, and releases a hold that waited too long.
+   */
   tick(now: number): void {
     if (this.#state !== CONNECTED) return;
+    if (this.#replay !== undefined) {
+      this.#tickTracked(this.#replay, now);
+      return;
+    }
     if (now - this.lastReceivedAt >= this.#host.options.clientTimeout) {
       this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT, allowReconnect: true }, new Error("Client timeout."));
       return;
@@ -348,6 +530,70 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (now - this.lastSentAt >= this.#host.options.keepAliveInterval && this.#outboxCount === 0) {
       this.enqueue(this.#host.pingRecord(this.protocolIndex));
     }
+  }
+
+  #tickTracked(replay: ReplayBuffer, now: number): void {
+    const options = this.#host.options;
+    if (this.#detachedAt !== 0) {
+      if (now - this.#detachedAt >= options.disconnectTimeout) this.#end(new Error("The client did not reconnect within the disconnect timeout."));
+      return;
+    }
+    if (now - this.lastReceivedAt >= options.clientTimeout) {
+      // A silent client may be behind a dead network path: it gets the reconnect window to come back.
+      this.#host.logger.debug({ connectionId: this.connectionId }, "Client timeout; waiting for a reconnect.");
+      this.#detach();
+      return;
+    }
+    if (this.#held) {
+      if (now - this.#heldSince < FIRST_FRAME_WAIT) return;
+      this.#releaseHold();
+    }
+    if (!replay.awaitingSequence && replay.received > replay.ackSent) {
+      replay.ackSent = replay.received;
+      this.#writeControl(new SerializedRecord(this.protocol!.write({ type: MessageType.Ack, sequenceId: replay.received })), now);
+    }
+    if (now - this.lastSentAt >= options.keepAliveInterval) this.#writeControl(this.#host.pingRecord(this.protocolIndex), now);
+  }
+
+  // ---- stateful reconnect ------------------------------------------------------------------
+
+  /** The transport is gone but the client may come back: keep everything for `disconnectTimeout`. */
+  #detach(): void {
+    const transport = this.#transport;
+    this.#transport = LOST;
+    this.#detachedAt = Date.now() || 1;
+    this.#stalled = true;
+    transport.close(); // a no-op when the transport is the one that closed
+    this.#host.logger.debug({ connectionId: this.connectionId }, "Transport lost; the connection waits for a reconnect.");
+  }
+
+  /**
+   * Resumes the connection on `transport` (a reattach presenting its token): a transport still
+   * attached is closed and replaced, the Sequence and every unacknowledged record are written as
+   * one message, and the client's messages are ignored until its own Sequence arrives (§8.3–8.4).
+   * False when the connection can no longer be resumed.
+   */
+  reattach(transport: TransportConnection): boolean {
+    const replay = this.#replay;
+    if (replay === undefined || !this.resumable) return false;
+    if (this.#detachedAt === 0) this.#detach();
+    this.#transport = transport;
+    this.#detachedAt = 0;
+    this.#held = false;
+    replay.awaitingSequence = true;
+    // Our last Ack may have died with the old socket: acknowledge again once the client is back.
+    replay.ackSent = Math.min(replay.ackSent, replay.received - 1);
+    this.lastReceivedAt = this.lastSentAt = Date.now();
+    if (this.#paused) transport.pause();
+    const records = replay.unacknowledged();
+    records.unshift(new SerializedRecord(this.protocol!.write({ type: MessageType.Sequence, sequenceId: replay.acked + 1 })));
+    transport.write(records, records.length, this.#format);
+    this.#stalled = this.#outboxCount > 0;
+    if (this.#outboxCount > 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#host.scheduler.schedule(this);
+    }
+    return true;
   }
 
   // ---- close -----------------------------------------------------------------------------
@@ -367,13 +613,20 @@ export class HubConnection implements ConnectionHandle, Recipient {
         this.#host.logger.error({ err: cause }, "The Close message could not be encoded.");
       }
       if (record !== undefined) this.#writeNow(record);
-      else this.flush();
+      else this.#writeOutbox();
     }
     this.#end(error);
   }
 
-  /** The transport reports it has closed. */
+  /**
+   * The transport reports it has closed. A stateful connection that neither sent nor received a
+   * Close waits for its client in the reconnect window; any other connection ends.
+   */
   transportClosed(error?: Error): void {
+    if (this.#replay !== undefined && this.resumable && this.#detachedAt === 0) {
+      this.#detach();
+      return;
+    }
     this.#end(error);
   }
 
@@ -384,7 +637,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#waiting.length = 0;
     this.#outboxCount = 0;
     this.#outbox.length = 0; // unsent records may be large: do not keep them alive
-    this.transport.close(); // a no-op when the transport is the one that closed
+    this.#replay = undefined;
+    this.#transport.close(); // a no-op when the transport is the one that closed
     this.#host.ended(this, error);
   }
 }

@@ -28,11 +28,12 @@ export interface HubDescriptor {
   readonly methods: ReadonlyMap<string, HubMethodDescriptor>;
   readonly hasOnConnected: boolean;
   readonly hasOnDisconnected: boolean;
+  readonly hasOnReconnected: boolean;
   /** Class-level `@Authorize`: connections must be authenticated. */
   readonly authorize: AuthorizeData | undefined;
 }
 
-const LIFECYCLE = new Set(["constructor", "onConnected", "onDisconnected"]);
+const LIFECYCLE = new Set(["constructor", "onConnected", "onDisconnected", "onReconnected"]);
 
 function kindOf(type: unknown): ParameterKind {
   if (type === Number) return "number";
@@ -89,6 +90,7 @@ export function describeHub(hubClass: HubClass, path = hubPathOf(hubClass)): Hub
     methods,
     hasOnConnected: typeof prototype.onConnected === "function",
     hasOnDisconnected: typeof prototype.onDisconnected === "function",
+    hasOnReconnected: typeof prototype.onReconnected === "function",
     authorize: hubAuthorize,
   };
 }

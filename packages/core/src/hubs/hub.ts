@@ -29,8 +29,17 @@ export interface Hub<TClient extends ClientMethods = AnyClient> {
   groups: GroupManager;
   /** Runs after the handshake, before any invocation of the connection. */
   onConnected?(): void | Promise<void>;
-  /** Runs once when the connection has ended; `error` is set when it ended abnormally. */
+  /**
+   * Runs once when the connection has ended; `error` is set when it ended abnormally. With stateful
+   * reconnect a lost transport is not an end: this runs when the client did not come back within
+   * `disconnectTimeout`, or when the connection ends cleanly.
+   */
   onDisconnected?(error?: Error): void | Promise<void>;
+  /**
+   * Runs after a stateful-reconnect client resumed this connection on a new transport (same
+   * connection id, groups and items; nothing lost). Invocations do not wait for it.
+   */
+  onReconnected?(): void | Promise<void>;
 }
 
 /**

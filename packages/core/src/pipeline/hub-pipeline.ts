@@ -65,6 +65,9 @@ export class HubPipeline {
   get hasDisconnected(): boolean {
     return this.#disconnected.length > 0;
   }
+  get hasReconnected(): boolean {
+    return this.#reconnected.length > 0;
+  }
   get hasOutgoing(): boolean {
     return this.#outgoing.length > 0;
   }

@@ -4,7 +4,7 @@ import { ConnectionStore, newId } from "../connections/connection-store.js";
 import { DefaultGroupManager, type GroupManager } from "../fan-out/group-manager.js";
 import type { Hub } from "../hubs/hub.js";
 import type { HubCallerContext } from "../hubs/hub-caller-context.js";
-import { HubConnection, type ConnectionHost } from "../connections/hub-connection.js";
+import { HubConnection, TransportLease, type ConnectionHost } from "../connections/hub-connection.js";
 import type { HubDescriptor } from "../hubs/hub-descriptor.js";
 import { activateHub, dispatchInvocation, type DispatchContext } from "./hub-dispatcher.js";
 import { MessageType, PING_MESSAGE, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
@@ -37,6 +37,8 @@ export type NegotiateResponse =
       readonly negotiateVersion: number;
       readonly connectionId: string;
       readonly connectionToken: string;
+      /** Present (true) when the client asked for stateful reconnect and the server allows it (§8.1). */
+      readonly useStatefulReconnect?: true;
       readonly availableTransports: readonly AvailableTransport[];
     };
 
@@ -56,6 +58,8 @@ export interface PendingConnection {
   readonly connectionId: string;
   readonly token: string | undefined;
   readonly user: Principal | null;
+  /** The token's negotiate offered stateful reconnect (always false without a token). */
+  readonly statefulReconnect: boolean;
 }
 
 const NOTHING = (): void => undefined;
@@ -68,6 +72,8 @@ const UNAUTHENTICATED = new Refusal(401, "Unauthorized");
 const FORBIDDEN = new Refusal(403, "Forbidden");
 const UNKNOWN = new Refusal(404, "No Connection with that ID");
 const IN_USE = new Refusal(409, "The connection already has a transport.");
+const REATTACHING = new Refusal(409, "The connection is already reconnecting.");
+const ENDED = new Refusal(404, "The connection has ended.");
 const SHUTTING_DOWN = new Refusal(503, "The server is shutting down.");
 
 /** The bearer token of a request: `Authorization: Bearer …`, else the `access_token` query parameter. */
@@ -127,6 +133,10 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
   readonly #tokens = new WeakMap<HubConnection, string>();
   readonly #disconnects = new Set<Promise<void>>();
   readonly #onConnectedRuns = new WeakMap<HubConnection, Promise<boolean>>();
+  /** Stateful-reconnect connections by token: the ones a new transport may resume. */
+  readonly #resumable = new Map<string, HubConnection>();
+  /** Admitted reattaches, until their transport opens or is abandoned. */
+  readonly #reattaches = new WeakMap<PendingConnection, HubConnection>();
   #closing = false;
 
   constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler, pipeline: HubPipeline) {
@@ -199,7 +209,9 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
     if (this.#closing) return SHUTTING_DOWN; // close() began while authenticate ran
-    const { connectionId, connectionToken } = this.store.create((id) => this.#userKey(user, id, request));
+    const stateful = this.options.statefulReconnect && request.query.get("useStatefulReconnect") === "true";
+    const { connectionId, connectionToken } = this.store.create((id) => this.#userKey(user, id, request), stateful);
+    if (stateful) return { negotiateVersion: 1, connectionId, connectionToken, useStatefulReconnect: true, availableTransports };
     return { negotiateVersion: 1, connectionId, connectionToken, availableTransports };
   }
 
@@ -208,35 +220,72 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
    * otherwise), be unused (409) and be presented by the user who negotiated it (403); without one
    * (the client's `skipNegotiation`) a new connection id is made. Authentication and authorization
    * apply as for negotiate. On success the connection is reserved until `connect` or `abandon`.
+   *
+   * A token already in use is a reattach (stateful reconnect, §8.4): admitted only for a
+   * connection that negotiated the feature and is not ending (404 once it has ended or the server
+   * closed it, 409 for a connection without the feature or a reattach already under way), and only
+   * for the user who negotiated it (403).
    */
   async admit(request: ConnectionRequest, token: string | undefined): Promise<PendingConnection | Refusal> {
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
     if (this.#closing) return SHUTTING_DOWN;
-    if (token === undefined) return { connectionId: newId(), token: undefined, user };
+    if (token === undefined) return { connectionId: newId(), token: undefined, user, statefulReconnect: false };
     const entry = this.store.peek(token);
     if (entry === undefined) return UNKNOWN;
-    if (entry.inUse) return IN_USE;
+    const resumed = entry.inUse ? this.#resumable.get(token) : undefined;
+    if (entry.inUse && resumed === undefined) return IN_USE;
     if (entry.owner !== this.#userKey(user, entry.connectionId, request)) {
       this.logger.warn({ hub: this.descriptor.name, connectionId: entry.connectionId }, "A connection token was presented by a different user; refused.");
       return FORBIDDEN;
     }
+    const pending: PendingConnection = { connectionId: entry.connectionId, token, user, statefulReconnect: entry.statefulReconnect };
+    if (resumed !== undefined) {
+      if (!resumed.resumable) return ENDED;
+      if (resumed.reattaching) return REATTACHING;
+      resumed.reattaching = true; // checked and set in one synchronous step, like claim below
+      this.#reattaches.set(pending, resumed);
+      return pending;
+    }
     this.store.claim(token); // peek and claim run in one synchronous step: no other admit can interleave
-    return { connectionId: entry.connectionId, token, user };
+    return pending;
   }
 
   /** Gives back a reservation whose transport never opened. */
   abandon(pending: PendingConnection): void {
+    const resumed = this.#reattaches.get(pending);
+    if (resumed !== undefined) {
+      this.#reattaches.delete(pending);
+      resumed.reattaching = false;
+      return;
+    }
     if (pending.token !== undefined) this.store.release(pending.token);
   }
 
-  /** Starts the connection reserved by `admit` on its now open transport. */
+  /**
+   * Starts the connection reserved by `admit` on its now open transport, or resumes the one a
+   * reattach names. A reattach to a connection that ended meanwhile closes `transport` at once.
+   */
   connect(pending: PendingConnection, transport: TransportConnection, request: ConnectionRequest): ConnectionHandle {
-    const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container);
+    const resumed = this.#reattaches.get(pending);
+    if (resumed !== undefined) {
+      this.#reattaches.delete(pending);
+      resumed.reattaching = false;
+      const lease = new TransportLease(resumed, transport);
+      if (!resumed.reattach(transport)) {
+        transport.close();
+        return lease;
+      }
+      this.logger.debug({ connectionId: resumed.connectionId }, "Connection resumed on a new transport.");
+      this.#reconnected(resumed);
+      return lease;
+    }
+    const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container, pending.statefulReconnect);
     connection.user = pending.user;
     if (pending.token !== undefined) this.#tokens.set(connection, pending.token);
     this.connections.add(connection);
-    return connection;
+    // A connection that may be resumed on another transport gets a handle per transport.
+    return pending.statefulReconnect ? new TransportLease(connection, transport) : connection;
   }
 
   // ---- connection host -----------------------------------------------------------------------
@@ -257,6 +306,10 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     connection.userIdentifier = this.#userKey(connection.user, connection.connectionId, connection.request);
     connection.callerContext = new CallerContext(connection);
     this.lifetimeManager.onConnected(connection);
+    if (connection.resumable) {
+      const token = this.#tokens.get(connection);
+      if (token !== undefined) this.#resumable.set(token, connection);
+    }
     if (!this.descriptor.hasOnConnected && !this.pipeline.hasConnected) return undefined;
     // The connection holds its invocations, and its onDisconnected, until onConnected has finished.
     const run = this.#runOnConnected(connection);
@@ -291,7 +344,10 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
   ended(connection: HubConnection, error: Error | undefined): void {
     if (!this.connections.delete(connection)) return;
     const token = this.#tokens.get(connection);
-    if (token !== undefined) this.store.release(token);
+    if (token !== undefined) {
+      this.store.release(token);
+      this.#resumable.delete(token);
+    }
     if (this.lifetimeManager.connections.get(connection.connectionId) !== connection) return;
     // Membership ends at once; user code (onDisconnected) runs later, never inside the caller's
     // stack — which may be a fan-out loop closing a slow consumer — and only after onConnected
@@ -304,6 +360,30 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
       () => this.#disconnects.delete(done),
       () => this.#disconnects.delete(done),
     );
+  }
+
+  /** Runs `onReconnected` (through the modules) after a reattach, once `onConnected` has succeeded. */
+  #reconnected(connection: HubConnection): void {
+    if (!this.descriptor.hasOnReconnected && !this.pipeline.hasReconnected) return;
+    const connectedRun = this.#onConnectedRuns.get(connection) ?? CONNECTED;
+    const done = connectedRun.then((succeeded) => (succeeded && connection.connected ? this.#runOnReconnected(connection) : undefined));
+    this.#disconnects.add(done);
+    done.then(
+      () => this.#disconnects.delete(done),
+      () => this.#disconnects.delete(done),
+    );
+  }
+
+  async #runOnReconnected(connection: HubConnection): Promise<void> {
+    try {
+      const hub = activateHub(this, connection);
+      if (this.pipeline.hasReconnected) await this.pipeline.onReconnected(this.#lifetimeContext(connection, hub), () => hub.onReconnected?.());
+      else await hub.onReconnected!();
+    } catch (error) {
+      // The connection has already resumed: a failing hook is reported, not fatal.
+      this.logger.error({ connectionId: connection.connectionId, hub: this.descriptor.name, err: error }, "onReconnected failed.");
+      this.pipeline.reportError({ hubName: this.descriptor.name, stage: "reconnected", connection: connection.callerContext }, error);
+    }
   }
 
   async #runOnDisconnected(connection: HubConnection, error: Error | undefined): Promise<void> {
@@ -350,7 +430,10 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
     for (const connection of this.connections) connection.tick(now);
   }
 
-  /** Sends Close (allowReconnect: the server is going away) to every client and closes it. */
+  /**
+   * Sends Close (allowReconnect: the server is going away) to every client and closes it;
+   * connections in their reconnect window end too.
+   */
   closeAll(): void {
     this.#closing = true;
     for (const connection of [...this.connections]) {

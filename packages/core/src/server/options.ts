@@ -61,6 +61,19 @@ export interface ServerOptions {
   readonly unusedTokenTimeout?: number;
   /** On `close()`, how long `onDisconnected` handlers get to finish before `close()` resolves anyway. Default 10 000. */
   readonly shutdownTimeout?: number;
+  /**
+   * Offer stateful reconnect (§8) to clients that ask for it (`withStatefulReconnect()`): a lost
+   * WebSocket keeps the connection for `disconnectTimeout` and a reattaching client gets every
+   * message it missed. Default true.
+   */
+  readonly statefulReconnect?: boolean;
+  /**
+   * Bytes of sent but unacknowledged messages kept per stateful-reconnect connection for replay;
+   * past it, that connection's sends wait for the client's Acks. Default 100 000 (as ASP.NET).
+   */
+  readonly statefulReconnectBufferSize?: number;
+  /** How long a stateful-reconnect connection waits for its client after the transport is lost. Default 15 000. */
+  readonly disconnectTimeout?: number;
   /** Send exception messages (never stacks) to clients. Default false. */
   readonly detailedErrors?: boolean;
   /**
@@ -98,6 +111,9 @@ export const DEFAULTS = {
   unusedTokenTimeout: 15_000,
   shutdownTimeout: 10_000,
   detailedErrors: false,
+  statefulReconnect: true,
+  statefulReconnectBufferSize: 100_000,
+  disconnectTimeout: 15_000,
 } as const;
 
 /** Longest delay Node's timers honour; a larger one fires after 1 ms. */
@@ -150,6 +166,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     // A string such as "false" from an environment variable must not switch detailed errors on.
     throw new OptionsError(`Option 'detailedErrors' must be a boolean, got ${typeof options.detailedErrors}.`);
   }
+  if (options.statefulReconnect !== undefined && typeof options.statefulReconnect !== "boolean") {
+    throw new OptionsError(`Option 'statefulReconnect' must be a boolean, got ${typeof options.statefulReconnect}.`);
+  }
   if (options.modules !== undefined && !Array.isArray(options.modules)) throw new OptionsError("Option 'modules' must be an array.");
   const resolved: ResolvedOptions = {
     protocols,
@@ -165,6 +184,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     unusedTokenTimeout: duration("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
     shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout ?? DEFAULTS.shutdownTimeout),
     detailedErrors: options.detailedErrors ?? DEFAULTS.detailedErrors,
+    statefulReconnect: options.statefulReconnect ?? DEFAULTS.statefulReconnect,
+    statefulReconnectBufferSize: count("statefulReconnectBufferSize", options.statefulReconnectBufferSize ?? DEFAULTS.statefulReconnectBufferSize),
+    disconnectTimeout: duration("disconnectTimeout", options.disconnectTimeout ?? DEFAULTS.disconnectTimeout),
     userIdProvider: optionalFunction("userIdProvider", options.userIdProvider) ?? defaultUserId,
     authenticate: optionalFunction("authenticate", options.authenticate),
     policies: new Map(Object.entries(options.policies ?? {})),

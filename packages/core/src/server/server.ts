@@ -52,8 +52,9 @@ export class SwitchboardServer {
     this.container.register(LOGGER, { useValue: this.options.logger });
     this.#globalModules = this.options.modules.map((module) => this.#module(module));
     for (const hub of options.hubs ?? []) this.addHub(hub);
-    // One timer for every connection: keep-alive pings and client timeouts.
-    const period = Math.max(5, Math.min(1000, this.options.keepAliveInterval / 4, this.options.clientTimeout / 4));
+    // One timer for every connection: keep-alive pings, client timeouts and, for stateful
+    // reconnect, Acks (about once a second, §8.2) and the end of reconnect windows.
+    const period = Math.max(5, Math.min(1000, this.options.keepAliveInterval / 4, this.options.clientTimeout / 4, this.options.disconnectTimeout / 4));
     this.#heartbeat = setInterval(() => this.#tick(), period);
     this.#heartbeat.unref();
   }
