@@ -17,6 +17,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startChatApp, type ChatApp } from "../src/app.js";
 import { MemoryLogger } from "../../../test-support/harness.js";
+import { CutProxy } from "../../../test-support/cut-proxy.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
@@ -82,12 +83,12 @@ describe.skipIf(!haveChromium && !mustRun)("the chat demo page in headless Chrom
   // Users type and press Enter. Clicks go to the tab in front (bringToFront), as for a person:
   // Chromium paints no frames in background tabs, and Playwright waits for one before clicking.
 
-  /** A new user: a new page (tab), loaded and connected. */
-  async function openChat(protocol?: Protocol): Promise<Page> {
+  /** A new user: a new page (tab), loaded (from `port`, default the app's) and connected. */
+  async function openChat(protocol?: Protocol, port = app!.port): Promise<Page> {
     const page = await browser!.newPage();
     pages.push(page);
     page.on("pageerror", (error) => pageErrors.push(error.message));
-    await page.goto(`http://127.0.0.1:${app!.port}/${protocol === undefined ? "" : `?protocol=${protocol}`}`);
+    await page.goto(`http://127.0.0.1:${port}/${protocol === undefined ? "" : `?protocol=${protocol}`}`);
     await connectionId(page, protocol ?? "json");
     return page;
   }
@@ -193,6 +194,36 @@ describe.skipIf(!haveChromium && !mustRun)("the chat demo page in headless Chrom
     for (const member of [alice, bob, dave]) await expect.poll(() => texts(member)).toEqual(["packed: ünïcödé ✓", "and JSON"]);
     expect(await texts(carol)).toEqual([]);
     expect(binaryFrames.some((payload) => payload.includes(Buffer.from("packed: ünïcödé ✓")))).toBe(true);
+  });
+
+  it.each(["json", "messagepack"] as const)("rides out a network blip (%s): shows reconnecting, keeps its connection id and rooms, loses no message", async (protocol) => {
+    const proxy = await CutProxy.start(app!.port);
+    try {
+      const [alice, bob] = await Promise.all([openChat(protocol, proxy.port), openChat()]);
+      await joinRoom(alice, `blip-${protocol}`);
+      await joinRoom(bob, `blip-${protocol}`);
+      await expect.poll(() => memberCount(bob, `blip-${protocol}`)).toBe("2");
+      const id = await connectionId(alice, protocol);
+
+      // The TCP connection drops; Alice's reattach is held while Bob talks.
+      proxy.hold();
+      proxy.cut();
+      await alice.locator('#status[data-state="connecting"]').waitFor();
+      expect(await alice.locator("#status-text").textContent()).toBe("Reconnecting…");
+      await expect.poll(() => proxy.heldCount).toBeGreaterThan(0);
+      await say(bob, "while you were away 1");
+      await say(bob, "while you were away 2");
+      expect(await memberCount(bob, `blip-${protocol}`)).toBe("2");
+
+      proxy.release();
+      expect(await connectionId(alice, protocol)).toBe(id);
+      await expect.poll(() => texts(alice)).toEqual(["while you were away 1", "while you were away 2"]);
+      await say(alice, "back, nothing lost");
+      await expect.poll(() => texts(bob)).toEqual(["while you were away 1", "while you were away 2", "back, nothing lost"]);
+      expect(await memberCount(bob, `blip-${protocol}`)).toBe("2");
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("gets a new connection id on reload, and the room's count follows", async () => {

@@ -351,6 +351,17 @@ describe("stateful reconnect: bad input", () => {
   });
 });
 
+describe("stateful reconnect: graceful close", () => {
+  it.each([1000, 1001])("ends the connection at once when the client closes the WebSocket with %s (a page going away)", async (code) => {
+    const server = await startServer([WireHub]);
+    const { client, token, id } = await connectStateful(server);
+    client.socket.close(code);
+    await client.closed();
+    await until(() => events.includes(`disconnected:${id}`), 5_000, "onDisconnected");
+    expect(await rejectStatus(socketUrl(server, token))).toBe(404);
+  });
+});
+
 function caller(server: TestServer, id: string) {
   return server.server.hubContext(WireHub).clients.client(id);
 }

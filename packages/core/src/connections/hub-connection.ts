@@ -619,11 +619,13 @@ export class HubConnection implements ConnectionHandle, Recipient {
   }
 
   /**
-   * The transport reports it has closed. A stateful connection that neither sent nor received a
-   * Close waits for its client in the reconnect window; any other connection ends.
+   * The transport reports it has closed. A stateful connection whose transport was lost (`error`:
+   * no closing handshake, as a network drop) and that neither sent nor received a Close waits for
+   * its client in the reconnect window; any other connection ends, as in ASP.NET, where a graceful
+   * WebSocket close (a page navigating away) ends the connection at once.
    */
   transportClosed(error?: Error): void {
-    if (this.#replay !== undefined && this.resumable && this.#detachedAt === 0) {
+    if (error !== undefined && this.#replay !== undefined && this.resumable && this.#detachedAt === 0) {
       this.#detach();
       return;
     }
