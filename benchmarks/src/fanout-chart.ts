@@ -44,7 +44,7 @@ function tickLabel(value: number): string {
 export function fanoutSeries(scenarios: readonly ScenarioResult[]): Series[] {
   const series = new Map<string, { system: SystemName; burst: number; points: { x: number; y: number }[] }>();
   for (const s of scenarios) {
-    if (!s.name.startsWith("e2e fan-out") || s.protocol === "messagepack" || s.deliveriesPerCpuSecond === undefined) continue;
+    if (!s.name.startsWith("e2e fan-out") || s.protocol === "messagepack" || s.protocol === "json+stateful" || s.deliveriesPerCpuSecond === undefined) continue;
     const key = `${s.system}/${s.burst}`;
     let entry = series.get(key);
     if (entry === undefined) series.set(key, (entry = { system: s.system, burst: s.burst ?? 1, points: [] }));

@@ -36,6 +36,8 @@ export interface Profile {
     readonly bursts: readonly number[];
     /** Group sizes of the Switchboard MessagePack variant (empty: none). */
     readonly messagePackSizes: readonly number[];
+    /** Group sizes of the Switchboard JSON variant with stateful reconnect negotiated (empty: none). */
+    readonly statefulSizes: readonly number[];
     readonly payloadBytes: number;
     /** Timed repetitions per system and scenario (at least 5; the systems take turns). */
     readonly repetitions: number;
@@ -58,7 +60,7 @@ const FULL: Profile = {
   hotPath: { sizes: [1, 10, 100, 1_000, 10_000], payloads: [64, 1024], minTimeMs: 400 },
   pipeline: { members: 1_000, minTimeMs: 400 },
   churn: { connections: 100_000, groups: 10_000, pairsPerBatch: 10_000, disconnectGroups: 100, disconnectsPerBatch: 200, minTimeMs: 400 },
-  e2e: { sizes: [100, 1_000, 10_000], bursts: [1, 10], messagePackSizes: [1_000], payloadBytes: 64, repetitions: 9, repetitionMs: 600, warmupMs: 1_000, maxRounds: 100_000 },
+  e2e: { sizes: [100, 1_000, 10_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 9, repetitionMs: 600, warmupMs: 1_000, maxRounds: 100_000 },
   memory: { low: 1_000, high: 10_000 },
 };
 
@@ -68,7 +70,7 @@ const QUICK: Profile = {
   hotPath: { sizes: [1, 100, 1_000], payloads: [64, 1024], minTimeMs: 40 },
   pipeline: { members: 1_000, minTimeMs: 30 },
   churn: { connections: 10_000, groups: 1_000, pairsPerBatch: 5_000, disconnectGroups: 100, disconnectsPerBatch: 100, minTimeMs: 40 },
-  e2e: { sizes: [100, 1_000], bursts: [1, 10], messagePackSizes: [1_000], payloadBytes: 64, repetitions: 5, repetitionMs: 150, warmupMs: 150, maxRounds: 20_000 },
+  e2e: { sizes: [100, 1_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 5, repetitionMs: 150, warmupMs: 150, maxRounds: 20_000 },
   memory: { low: 200, high: 1_000 },
 };
 
@@ -78,7 +80,7 @@ const TINY: Profile = {
   hotPath: { sizes: [1, 10], payloads: [64], minTimeMs: 5 },
   pipeline: { members: 10, minTimeMs: 5 },
   churn: { connections: 500, groups: 50, pairsPerBatch: 200, disconnectGroups: 10, disconnectsPerBatch: 10, minTimeMs: 5 },
-  e2e: { sizes: [10], bursts: [1, 10], messagePackSizes: [10], payloadBytes: 64, repetitions: 5, repetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
+  e2e: { sizes: [10], bursts: [1, 10], messagePackSizes: [10], statefulSizes: [10], payloadBytes: 64, repetitions: 5, repetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
   memory: { low: 5, high: 20 },
 };
 

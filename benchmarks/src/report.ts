@@ -37,6 +37,8 @@ function bytes(value: number | undefined): string {
 }
 
 const E2E_PREFIX = "e2e fan-out";
+/** The protocol label of the Switchboard JSON runs with stateful reconnect negotiated. */
+const STATEFUL = "json+stateful";
 
 function find(scenarios: readonly ScenarioResult[], system: SystemName, match: (s: ScenarioResult) => boolean): ScenarioResult | undefined {
   return scenarios.find((s) => s.system === system && match(s));
@@ -126,7 +128,9 @@ export interface TargetCheck {
 /** The issue's targets against this run (`undefined` when the run did not measure it). */
 export function checkTargets(scenarios: readonly ScenarioResult[]): TargetCheck[] {
   const e2e = (system: SystemName, burst: number): ScenarioResult | undefined =>
-    scenarios.find((s) => s.system === system && s.name.startsWith(E2E_PREFIX) && s.members === 1000 && s.burst === burst && s.protocol !== "messagepack");
+    scenarios.find((s) => s.system === system && s.name.startsWith(E2E_PREFIX) && s.members === 1000 && s.burst === burst && s.protocol !== "messagepack" && s.protocol !== STATEFUL);
+  const stateful = (burst: number): ScenarioResult | undefined =>
+    scenarios.find((s) => s.system === "switchboard" && s.name.startsWith(E2E_PREFIX) && s.members === 1000 && s.burst === burst && s.protocol === STATEFUL);
   const checks: TargetCheck[] = [];
   const versus = (target: string, a: number | undefined, b: number | undefined, goal: number, higherIsBetter = true): void => {
     if (a === undefined || b === undefined) return void checks.push({ target, measured: "not measured", met: undefined });
@@ -136,6 +140,8 @@ export function checkTargets(scenarios: readonly ScenarioResult[]): TargetCheck[
   versus("single message to 1,000 members: ≥ 1.5× Socket.IO deliveries per CPU-second", e2e("switchboard", 1)?.deliveriesPerCpuSecond, e2e("socket.io", 1)?.deliveriesPerCpuSecond, 1.5);
   versus("single message to 1,000 members: ≥ 0.9× the raw floor", e2e("switchboard", 1)?.deliveriesPerCpuSecond, e2e("raw-ws", 1)?.deliveriesPerCpuSecond, 0.9);
   versus("bursts of 10 to 1,000 members: ≥ 5× Socket.IO", e2e("switchboard", 10)?.deliveriesPerCpuSecond, e2e("socket.io", 10)?.deliveriesPerCpuSecond, 5);
+  versus("stateful reconnect on, single messages to 1,000 members: ≥ 0.9× off (≤ 10 % fewer deliveries per CPU-second)", stateful(1)?.deliveriesPerCpuSecond, e2e("switchboard", 1)?.deliveriesPerCpuSecond, 0.9);
+  versus("stateful reconnect on, bursts of 10 to 1,000 members: ≥ 0.9× off", stateful(10)?.deliveriesPerCpuSecond, e2e("switchboard", 10)?.deliveriesPerCpuSecond, 0.9);
   const memory = (system: SystemName): ScenarioResult | undefined => scenarios.find((s) => s.system === system && s.name === "idle memory per connection");
   versus("idle heap per connection ≤ 0.5× Socket.IO's", memory("switchboard")?.heapBytesPerConnection, memory("socket.io")?.heapBytesPerConnection, 0.5, false);
   versus("idle RSS per connection ≤ 0.5× Socket.IO's", memory("switchboard")?.rssBytesPerConnection, memory("socket.io")?.rssBytesPerConnection, 0.5, false);

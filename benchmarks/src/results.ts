@@ -14,7 +14,7 @@ export const SYSTEMS: readonly SystemName[] = ["switchboard", "socket.io", "raw-
 export interface ScenarioResult {
   readonly name: string;
   readonly system: SystemName;
-  /** "json", "messagepack", "mixed" (Switchboard), "socket.io" (engine.io v4 text packets). */
+  /** "json", "messagepack", "mixed", "json+stateful" (Switchboard), "socket.io" (engine.io v4 text packets). */
   readonly protocol: string;
   readonly members?: number;
   readonly burst?: number;

@@ -64,6 +64,8 @@ function plansFor(profile: Profile, notes: string[]): SystemPlan[] {
     { system: "socket.io", protocol: "socket.io", memory, sizes, bursts },
     { system: "raw-ws", protocol: "json", memory, sizes, bursts },
     { system: "switchboard", protocol: "messagepack", memory: undefined, sizes: profile.e2e.messagePackSizes.filter(fits), bursts },
+    // The same JSON clients with stateful reconnect negotiated: the replay buffer's cost on the fan-out.
+    { system: "switchboard", protocol: "json+stateful", memory: undefined, sizes: profile.e2e.statefulSizes.filter(fits), bursts },
   ];
 }
 

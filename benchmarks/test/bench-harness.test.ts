@@ -101,6 +101,7 @@ describe("npm run bench harness", () => {
         expect(memory, `${system} memory`).toMatchObject({ heapBytesPerConnection: expect.any(Number), rssBytesPerConnection: expect.any(Number) });
       }
       expect(e2e.some((s) => s.system === "switchboard" && s.protocol === "messagepack")).toBe(true);
+      expect(e2e.some((s) => s.system === "switchboard" && s.protocol === "json+stateful")).toBe(true);
 
       const hot = results.scenarios.filter((s) => s.name === "in-process group send");
       expect(hot.length).toBeGreaterThan(0);
@@ -126,7 +127,7 @@ describe("npm run bench harness", () => {
       expect(existsSync(LATEST) ? statSync(LATEST).mtimeMs : undefined).toBe(latestBefore);
 
       const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
-      expect(pids.length).toBe(9); // in-process + 4 × (server, client)
+      expect(pids.length).toBe(11); // in-process + 5 × (server, client)
       expect(await allGone(pids, 3_000)).toEqual([]);
     } finally {
       if (existsSync(pidFile)) for (const pid of readFileSync(pidFile, "utf8").trim().split("\n").map(Number)) if (alive(pid)) process.kill(pid, "SIGKILL");

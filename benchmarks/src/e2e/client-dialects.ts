@@ -22,6 +22,9 @@ export class BenchSocket {
   state = SETUP;
   /** Ids of acknowledged requests (joins). */
   nextId = 0;
+  /** Stateful reconnect: trackable messages received, and the count last acknowledged. */
+  trackable = 0;
+  acked = 0;
   #resolve: ((frame: Buffer) => void) | undefined;
   #reject: ((error: Error) => void) | undefined;
 
@@ -94,6 +97,8 @@ function opened(ws: WebSocket): Promise<void> {
 // ---- Switchboard: SignalR over raw ws ------------------------------------------------------------
 
 const RS = "\u001e";
+/** The SignalR flavour a {@link SignalRDialect} speaks; `json+stateful` is JSON with stateful reconnect. */
+export type SignalRProtocol = "json" | "messagepack" | "json+stateful";
 /** Client keep-alive like the official client's (a Ping every 15 s per connection). */
 const KEEP_ALIVE_TICKS = 15;
 const JSON_PING = Buffer.from(`{"type":6}${RS}`);
@@ -111,20 +116,27 @@ function msgpackInvocation(id: string, target: string, argument: string): Buffer
   return Buffer.from([body.length, ...body]);
 }
 
+/**
+ * SignalR over raw `ws`. With stateful reconnect (`json+stateful`) it negotiates the feature,
+ * handshakes version 2, sends the post-handshake Ping and acknowledges what it received once a
+ * second, as the official client does; the server then keeps every message until it is acked.
+ */
 export class SignalRDialect implements Dialect {
   readonly #port: number;
   readonly #protocol: "json" | "messagepack";
+  readonly #stateful: boolean;
   #agent: Agent | undefined;
 
-  constructor(port: number, protocol: "json" | "messagepack") {
+  constructor(port: number, protocol: SignalRProtocol) {
     this.#port = port;
-    this.#protocol = protocol;
+    this.#protocol = protocol === "messagepack" ? "messagepack" : "json";
+    this.#stateful = protocol === "json+stateful";
   }
 
   #negotiate(): Promise<string> {
     this.#agent ??= new Agent({ keepAlive: true, maxSockets: 16 });
     return new Promise((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: this.#port, path: "/bench/negotiate?negotiateVersion=1", method: "POST", agent: this.#agent, headers: { "content-length": "0" } }, (res) => {
+      const req = request({ host: "127.0.0.1", port: this.#port, path: `/bench/negotiate?negotiateVersion=1${this.#stateful ? "&useStatefulReconnect=true" : ""}`, method: "POST", agent: this.#agent, headers: { "content-length": "0" } }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
@@ -142,9 +154,10 @@ export class SignalRDialect implements Dialect {
     const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${this.#port}/bench?id=${encodeURIComponent(token)}`, WS_OPTIONS), this);
     await opened(socket.ws);
     const answer = socket.wait();
-    socket.ws.send(`{"protocol":"${this.#protocol}","version":1}${RS}`);
+    socket.ws.send(`{"protocol":"${this.#protocol}","version":${this.#stateful ? 2 : 1}}${RS}`);
     const frame = (await answer).toString("utf8");
     if (!frame.startsWith("{}")) throw new Error(`handshake refused: ${frame}`);
+    if (this.#stateful) socket.ws.send(JSON_PING); // the official client's first frame after the handshake
     socket.markReady();
     return socket;
   }
@@ -158,6 +171,7 @@ export class SignalRDialect implements Dialect {
     if (this.#protocol === "json" ? completion.includes('"error"') : msgpackCompletionFailed(completion)) {
       throw new Error(`Join(${group}) failed on connection ${socket.index}`);
     }
+    socket.trackable++; // the Completion
   }
 
   setup(socket: BenchSocket, data: Buffer): void {
@@ -188,6 +202,13 @@ export class SignalRDialect implements Dialect {
   }
 
   keepAlive(sockets: readonly BenchSocket[], tick: number): void {
+    if (this.#stateful) {
+      for (const socket of sockets) {
+        if (socket === undefined || socket.trackable === socket.acked || socket.ws.readyState !== WebSocket.OPEN) continue;
+        socket.acked = socket.trackable;
+        socket.ws.send(`{"type":8,"sequenceId":${socket.acked}}${RS}`);
+      }
+    }
     const ping = this.#protocol === "json" ? JSON_PING : MSGPACK_PING;
     for (let i = tick % KEEP_ALIVE_TICKS; i < sockets.length; i += KEEP_ALIVE_TICKS) {
       const socket = sockets[i];

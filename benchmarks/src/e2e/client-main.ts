@@ -22,7 +22,7 @@ const port = Number(argument("--port"));
 function dialectFor(): Dialect {
   switch (system) {
     case "switchboard":
-      return new SignalRDialect(port, protocol === "messagepack" ? "messagepack" : "json");
+      return new SignalRDialect(port, protocol === "messagepack" || protocol === "json+stateful" ? protocol : "json");
     case "socket.io":
       return new SocketIoDialect(port);
     case "raw-ws":

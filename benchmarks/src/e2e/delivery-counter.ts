@@ -72,6 +72,7 @@ function onBinary(socket: BenchSocket, data: Buffer): void {
     }
   }
   if (control) socket.dialect.control(socket, data, true);
+  socket.trackable += count;
   if (count > 0) delivered(count, data, last);
 }
 
@@ -88,6 +89,7 @@ function onFrame(this: TrackedWs, data: Buffer, binary: boolean): void {
     last = mark;
     mark = data.indexOf(STAMP_MARK, mark + STAMP_LENGTH);
   }
+  socket.trackable += count;
   delivered(count, data, last);
 }
 

@@ -16,7 +16,7 @@ import type { MemorySample, ServerMeasurement } from "./server-main.js";
 
 export interface SystemPlan {
   readonly system: SystemName;
-  /** The wire protocol the clients speak ("json", "messagepack", "socket.io"). */
+  /** The wire protocol the clients speak ("json", "messagepack", "json+stateful", "socket.io"). */
   readonly protocol: string;
   /** Idle-memory measuring points, or undefined to skip. */
   readonly memory: { readonly low: number; readonly high: number } | undefined;
@@ -197,7 +197,7 @@ async function start(plan: SystemPlan, cpuProfileDir: string | undefined): Promi
   const nodeFlags = cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=${plan.system}-${plan.protocol}-server.cpuprofile`];
   const { channel: server, ready } = await spawnChild<{ port: number }>(`${plan.system} ${plan.protocol} server`, "./e2e/server-main.js", ["--system", plan.system], { core: 0, exposeGc: true, raiseFdLimit: true, nodeFlags });
   try {
-    const clientProtocol = plan.protocol === "messagepack" ? "messagepack" : "json";
+    const clientProtocol = plan.protocol === "messagepack" || plan.protocol === "json+stateful" ? plan.protocol : "json";
     const { channel: client } = await spawnChild(`${plan.system} ${plan.protocol} client`, "./e2e/client-main.js", ["--system", plan.system, "--protocol", clientProtocol, "--port", String(ready.port)], { core: 1, raiseFdLimit: true });
     return { plan, server, client, connected: 0 };
   } catch (error) {
