@@ -156,6 +156,8 @@ describe.each(["json", "messagepack"] as const)("stateful reconnect (%s)", (prot
       proxy.release();
       await Promise.all(sent);
       await until(() => reconnections(id) === round + 1, 5_000, `reattach ${round + 1}`);
+      // The client's side of the new socket is open too (a cut before its 'open' would end it).
+      expect(await client.invoke("Whoami")).toBe(id);
     }
     await until(() => down.length >= 200 && ups.length >= 200, 10_000, "both rounds");
     expect(down).toEqual(range(0, 200));
