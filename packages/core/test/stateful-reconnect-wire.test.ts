@@ -221,6 +221,29 @@ describe("stateful reconnect: reattach on the wire", () => {
     expect(events.filter((event) => event.startsWith("disconnected"))).toEqual([]);
   });
 
+  it("reports a failing onReconnected to onError and keeps the resumed connection", async () => {
+    const server = await startServer([WireHub], {
+      modules: [
+        {
+          onReconnected() {
+            throw new Error("rejoin failed");
+          },
+          onError(ctx, error) {
+            events.push(`error:${ctx.stage}:${(error as Error).message}`);
+          },
+        },
+      ],
+    });
+    const { client, token } = await connectStateful(server);
+    await lose(server, client);
+    const back = await RawClient.open(socketUrl(server, token));
+    await until(() => events.includes("error:reconnected:rejoin failed"), 5_000, "onError");
+    back.sendText(`{"type":9,"sequenceId":1}${RS}{"type":1,"invocationId":"1","target":"Echo","arguments":["still here"]}${RS}`);
+    await until(() => records(back).some((record) => record.type === 3), 5_000, "the Completion");
+    expect(records(back).find((record) => record.type === 3)).toEqual({ type: 3, invocationId: "1", result: "still here" });
+    expect(server.logger.entries.some((entry) => entry.level === "error" && entry.message === "onReconnected failed.")).toBe(true);
+  });
+
   it("makes a fan-out wait when the replay buffer is full, and sends the rest as Acks free space", async () => {
     const server = await startServer([WireHub], { statefulReconnectBufferSize: 200 });
     const { client, id } = await connectStateful(server);
