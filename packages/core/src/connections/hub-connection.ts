@@ -434,7 +434,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
   /** Writes everything queued as one transport message. Called by the flush scheduler. */
   flush(now = Date.now()): void {
     this.#flushScheduled = false;
-    if (this.#outboxCount === 0) return;
+    // Without stateful reconnect this one check is all the feature costs a flush.
     if (this.#replay !== undefined) this.#flushTracked(this.#replay, now);
     else this.#writeOutbox(now);
   }
@@ -459,7 +459,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * moves; in the reconnect window records move without being written and are replayed later.
    */
   #flushTracked(replay: ReplayBuffer, now: number): void {
-    if (this.#held) return;
+    if (this.#held || this.#outboxCount === 0) return;
     const outbox = this.#outbox;
     const count = this.#outboxCount;
     let moved = 0;
