@@ -182,8 +182,11 @@ describe.each(["json", "messagepack"] as const)("stateful reconnect (%s)", (prot
     expect(reconnections(id)).toBe(0);
   });
 
-  it("ends a client without stateful reconnect at the cut", async () => {
-    const { server, proxy, client, id } = await setup(protocol, {}, false);
+  it.each([
+    ["a client without stateful reconnect", {}, false],
+    ["a withStatefulReconnect() client of a server with the feature off", { statefulReconnect: false }, true],
+  ] as const)("ends %s at the cut", async (_name, options, stateful) => {
+    const { server, proxy, client, id } = await setup(protocol, options, stateful);
     const closed = new Promise<Error | undefined>((resolve) => client.onclose(resolve));
     proxy.cut();
     await closed;
