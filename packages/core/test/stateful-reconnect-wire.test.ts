@@ -5,7 +5,7 @@
  */
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
-import { Hub, OptionsError, resolveOptions, type ServerOptions } from "@switchboard/core";
+import { Hub, LoggingModule, OptionsError, resolveOptions, type ServerOptions } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { closeAll, connectClient, negotiate, RawClient, RS, settle, startServer, until, type TestServer } from "../../../test-support/harness.js";
 
@@ -219,6 +219,17 @@ describe("stateful reconnect: reattach on the wire", () => {
     back.sendText(`{"type":9,"sequenceId":1}${RS}{"type":1,"invocationId":"1","target":"Echo","arguments":["ok"]}${RS}`);
     await until(() => records(back).some((record) => record.type === 3), 5_000, "the Completion");
     expect(events.filter((event) => event.startsWith("disconnected"))).toEqual([]);
+  });
+
+  it("logs the reconnect with the LoggingModule", async () => {
+    const server = await startServer([WireHub], { modules: [LoggingModule] });
+    const { client, token, id } = await connectStateful(server);
+    await lose(server, client);
+    await RawClient.open(socketUrl(server, token));
+    await until(() => events.includes(`reconnected:${id}`), 5_000, "onReconnected");
+    expect(server.logger.entries.filter((entry) => entry.message === "Client reconnected.")).toEqual([
+      { level: "info", fields: { hub: "WireHub", connectionId: id, user: null }, message: "Client reconnected." },
+    ]);
   });
 
   it("reports a failing onReconnected to onError and keeps the resumed connection", async () => {

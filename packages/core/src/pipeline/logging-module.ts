@@ -1,10 +1,11 @@
 import { inject, injectable } from "tsyringe";
 import { HubError } from "../contracts/errors.js";
 import { LOGGER, type Logger } from "../contracts/logger.js";
-import type { ErrorContext, HubModule, InvocationContext, LifetimeContext } from "./hub-module.js";
+import type { ErrorContext, HubModule, InvocationContext, LifetimeContext, RejoinModule } from "./hub-module.js";
 
 /**
- * Structured logging of a hub's life: one `info` entry per connect and disconnect, one `debug`
+ * Structured logging of a hub's life: one `info` entry per connect, disconnect and stateful
+ * reconnect, one `debug`
  * entry per invocation with its duration and outcome, and an `error` entry for every failure
  * observed by the pipeline. Writes to the server's logger (`LOGGER`, e.g. a pino instance).
  * Arguments and results are never logged (they may hold personal data), nor are tokens.
@@ -14,7 +15,7 @@ import type { ErrorContext, HubModule, InvocationContext, LifetimeContext } from
  * ```
  */
 @injectable()
-export class LoggingModule implements HubModule {
+export class LoggingModule implements HubModule, RejoinModule {
   readonly #logger: Logger;
 
   constructor(@inject(LOGGER) logger: Logger) {
@@ -42,6 +43,11 @@ export class LoggingModule implements HubModule {
 
   async onDisconnected(ctx: LifetimeContext, error: Error | undefined, next: () => Promise<void>): Promise<void> {
     this.#logger.info({ hub: ctx.hubName, connectionId: ctx.connection.connectionId, user: ctx.connection.userIdentifier, abnormal: error !== undefined }, "Client disconnected.");
+    await next();
+  }
+
+  async onReconnected(ctx: LifetimeContext, next: () => Promise<void>): Promise<void> {
+    this.#logger.info({ hub: ctx.hubName, connectionId: ctx.connection.connectionId, user: ctx.connection.userIdentifier }, "Client reconnected.");
     await next();
   }
 
