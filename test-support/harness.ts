@@ -9,7 +9,7 @@ import { MessagePackHubProtocol as ClientMessagePackProtocol } from "@microsoft/
 import { SwitchboardServer, type HubClass, type Logger, type ServerOptions } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
-import { WebSocketTransport, type WebSocketTransportOptions } from "@switchboard/transport-ws";
+import { HttpTransport, type HttpTransportOptions } from "@switchboard/transport-ws";
 import { WebSocket } from "ws";
 
 export { signalR };
@@ -36,7 +36,7 @@ export class MemoryLogger implements Logger {
 
 export interface TestServer {
   readonly server: SwitchboardServer;
-  readonly transport: WebSocketTransport;
+  readonly transport: HttpTransport;
   readonly port: number;
   readonly logger: MemoryLogger;
   /** `http://127.0.0.1:<port><path>` */
@@ -46,8 +46,8 @@ export interface TestServer {
 
 const open: TestServer[] = [];
 
-/** Starts a server with JSON and MessagePack on a free port, with its own DI container. */
-export async function startServer(hubs: HubClass[], options: Partial<ServerOptions> = {}, transportOptions?: WebSocketTransportOptions): Promise<TestServer> {
+/** Starts a server with JSON and MessagePack and every transport on a free port, with its own DI container. */
+export async function startServer(hubs: HubClass[], options: Partial<ServerOptions> = {}, transportOptions?: HttpTransportOptions): Promise<TestServer> {
   const logger = new MemoryLogger();
   const server = new SwitchboardServer({
     hubs,
@@ -56,7 +56,7 @@ export async function startServer(hubs: HubClass[], options: Partial<ServerOptio
     logger,
     ...options,
   });
-  const transport = new WebSocketTransport(server, transportOptions);
+  const transport = new HttpTransport(server, transportOptions);
   const address = await transport.listen(0, "127.0.0.1");
   const handle: TestServer = {
     server,
@@ -74,7 +74,7 @@ export type ClientProtocol = "json" | "messagepack";
 
 const clients: signalR.HubConnection[] = [];
 
-/** Builds (not starts) an official client for `url`. */
+/** Builds (not starts) an official client for `url`, on WebSockets unless `configure` says otherwise. */
 export function buildClient(url: string, protocol: ClientProtocol = "json", configure?: (builder: signalR.HubConnectionBuilder) => void): signalR.HubConnection {
   const builder = new signalR.HubConnectionBuilder()
     .withUrl(url, { transport: signalR.HttpTransportType.WebSockets })

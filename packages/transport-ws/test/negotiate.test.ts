@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Hub, SwitchboardServer } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { WebSocketTransport } from "../src/index.js";
-import { closeAll, connectClient, negotiate, RawClient, RS, settle, signalR, startServer, buildClient } from "../../../test-support/harness.js";
+import { closeAll, MemoryLogger, connectClient, negotiate, RawClient, RS, settle, signalR, startServer, buildClient } from "../../../test-support/harness.js";
 
 afterEach(closeAll);
 
@@ -30,7 +30,25 @@ describe("negotiate", () => {
     expect(body.connectionId).toMatch(BASE64URL_22);
     expect(body.connectionToken).toMatch(BASE64URL_22);
     expect(body.connectionToken).not.toBe(body.connectionId);
-    expect(body.availableTransports).toEqual([{ transport: "WebSockets", transferFormats: ["Text", "Binary"] }]);
+    expect(body.availableTransports).toEqual([
+      { transport: "WebSockets", transferFormats: ["Text", "Binary"] },
+      { transport: "ServerSentEvents", transferFormats: ["Text"] },
+      { transport: "LongPolling", transferFormats: ["Text", "Binary"] },
+    ]);
+  });
+
+  it("offers WebSockets only from a WebSocketTransport, as before HttpTransport existed", async () => {
+    const server = new SwitchboardServer({ hubs: [PingHub], protocols: [new JsonHubProtocol()], logger: new MemoryLogger() });
+    const transport = new WebSocketTransport(server);
+    const { port } = await transport.listen(0, "127.0.0.1");
+    try {
+      const body = await (await fetch(`http://127.0.0.1:${port}/hub/negotiate?negotiateVersion=1`, { method: "POST" })).json();
+      expect(body.availableTransports).toEqual([{ transport: "WebSockets", transferFormats: ["Text", "Binary"] }]);
+      const poll = await fetch(`http://127.0.0.1:${port}/hub?id=${body.connectionToken}`);
+      expect([poll.status, await poll.text()]).toEqual([404, "LongPolling transport not supported by this end point type"]);
+    } finally {
+      await server.close();
+    }
   });
 
   it("makes 10,000 distinct ids and tokens of the right alphabet", async () => {

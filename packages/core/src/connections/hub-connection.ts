@@ -518,7 +518,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * connection when its reconnect window ran out, and releases a hold that waited too long.
    */
   tick(now: number): void {
-    if (this.#state !== CONNECTED) return;
+    // Long polling has inherent keep-alive (§2.5): no Ping, no client timeout; the transport ends
+    // a client that stops polling.
+    if (this.#state !== CONNECTED || this.request.transport === "LongPolling") return;
     if (this.#replay !== undefined) {
       this.#tickTracked(this.#replay, now);
       return;

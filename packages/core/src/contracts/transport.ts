@@ -63,6 +63,12 @@ export interface ConnectionHandle {
   transportClosed(error?: Error): void;
 }
 
+/** The SignalR transports, by the names negotiate uses (§2). */
+export type TransportType = "WebSockets" | "ServerSentEvents" | "LongPolling";
+
+/** Every transport, in the order negotiate lists them (the client's preference order). */
+export const TRANSPORT_TYPES: readonly TransportType[] = Object.freeze(["WebSockets", "ServerSentEvents", "LongPolling"]);
+
 /** The request facts a transport passes to the core when a connection starts. */
 export interface ConnectionRequest {
   /** Query parameters of the connect request, as a null-prototype map (never look up with `in`). */
@@ -70,4 +76,10 @@ export interface ConnectionRequest {
   /** Lower-cased request headers. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly remoteAddress: string | undefined;
+  /**
+   * The transport the connection runs on, when known. `LongPolling` has inherent keep-alive (as in
+   * ASP.NET): its connections get no Ping and no client timeout; the transport ends a client that
+   * stops polling.
+   */
+  readonly transport?: TransportType;
 }

@@ -1,3 +1,5 @@
+import type { RequestContext } from "./request-context.js";
+
 /** Who a request or connection is, as returned by the server's `authenticate` option (claims). */
 export type Principal = { readonly [claim: string]: unknown };
 
@@ -11,6 +13,8 @@ export interface HubCallerContext {
   readonly user: Principal | null;
   /** State kept for the life of the connection. */
   readonly items: Map<unknown, unknown>;
+  /** The HTTP request the connection was made with (headers, query, cookies, remote address), read-only. */
+  readonly request: RequestContext;
   /** Closes the connection; the client is told not to reconnect. */
   abort(): void;
 }

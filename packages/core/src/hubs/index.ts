@@ -9,5 +9,6 @@
  */
 export * from "./hub.js";
 export * from "./hub-caller-context.js";
+export * from "./request-context.js";
 export * from "./authorization.js";
 export type { HubDescriptor, HubMethodDescriptor } from "./hub-descriptor.js";

@@ -16,7 +16,9 @@ import type { Principal } from "../hubs/hub-caller-context.js";
 import type { LifetimeContext, OutgoingContext } from "../pipeline/hub-module.js";
 import type { HubPipeline } from "../pipeline/hub-pipeline.js";
 import type { SendTarget } from "../contracts/send-target.js";
-import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "../contracts/transport.js";
+import { SerializedRecord, TRANSPORT_TYPES, type ConnectionHandle, type ConnectionRequest, type TransportConnection, type TransportType } from "../contracts/transport.js";
+import { ConnectionRequestContext, type RequestContext } from "../hubs/request-context.js";
+import type { ConnectionEndpoint } from "./connection-endpoint.js";
 
 /** Sends to a hub's clients and manages its groups from outside hub methods. */
 export interface HubContext<TClient extends ClientMethods = AnyClient> {
@@ -26,7 +28,7 @@ export interface HubContext<TClient extends ClientMethods = AnyClient> {
 
 /** One entry of a negotiate response's `availableTransports`. */
 export interface AvailableTransport {
-  readonly transport: "WebSockets" | "ServerSentEvents" | "LongPolling";
+  readonly transport: TransportType;
   readonly transferFormats: readonly ("Text" | "Binary")[];
 }
 
@@ -89,6 +91,7 @@ export function bearerToken(request: ConnectionRequest): string | undefined {
 
 class CallerContext implements HubCallerContext {
   readonly #connection: HubConnection;
+  #request: RequestContext | undefined;
   constructor(connection: HubConnection) {
     this.#connection = connection;
   }
@@ -104,6 +107,9 @@ class CallerContext implements HubCallerContext {
   get items(): Map<unknown, unknown> {
     return this.#connection.items;
   }
+  get request(): RequestContext {
+    return (this.#request ??= new ConnectionRequestContext(this.#connection.request));
+  }
   abort(): void {
     this.#connection.close({ type: MessageType.Close });
   }
@@ -114,8 +120,10 @@ class CallerContext implements HubCallerContext {
  * binding), connections, dispatch, groups and fan-out. Created by the server for each `@Hub`
  * class; transports reach it through `server.endpoint(path)`.
  */
-export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSender {
+export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, DispatchContext, MessageSender {
   readonly descriptor: HubDescriptor;
+  /** The transports this hub accepts (ASP.NET's `HttpConnectionDispatcherOptions.Transports`). */
+  readonly transports: ReadonlySet<TransportType>;
   readonly options: ResolvedOptions;
   readonly scheduler: FlushScheduler;
   readonly logger: Logger;
@@ -139,8 +147,9 @@ export class HubEndpoint implements ConnectionHost, DispatchContext, MessageSend
   readonly #reattaches = new WeakMap<PendingConnection, HubConnection>();
   #closing = false;
 
-  constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler, pipeline: HubPipeline) {
+  constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler, pipeline: HubPipeline, transports: readonly TransportType[] = TRANSPORT_TYPES) {
     this.descriptor = descriptor;
+    this.transports = new Set(transports);
     this.options = options;
     this.scheduler = scheduler;
     this.logger = options.logger;

@@ -10,3 +10,5 @@
 export * from "./options.js";
 export * from "./hub-endpoint.js";
 export * from "./server.js";
+export * from "./connection-endpoint.js";
+export { ConnectionHandlerEndpoint, type ConnectionHandler, type ConnectionHandlerOptions, type RawConnection } from "./connection-handler-endpoint.js";

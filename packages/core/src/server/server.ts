@@ -6,6 +6,9 @@ import type { Hub, HubClass } from "../hubs/hub.js";
 import type { AnyClient, ClientMethods } from "../fan-out/clients.js";
 import { describeHub } from "../hubs/hub-descriptor.js";
 import { HubEndpoint, type HubContext } from "./hub-endpoint.js";
+import { transportList, type ConnectionEndpoint } from "./connection-endpoint.js";
+import { ConnectionHandlerEndpoint, type ConnectionHandler, type ConnectionHandlerOptions } from "./connection-handler-endpoint.js";
+import type { TransportType } from "../contracts/transport.js";
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
 import { hubModules } from "../pipeline/use-modules.js";
 import { LOGGER } from "../contracts/logger.js";
@@ -18,6 +21,17 @@ export interface AttachedTransport {
 }
 
 const contextTokens = new WeakMap<HubClass, symbol>();
+
+/** Options of `server.addHub`. */
+export interface HubEndpointOptions {
+  /** Transports this hub accepts (ASP.NET's `HttpConnectionDispatcherOptions.Transports`). Default: all three. */
+  readonly transports?: readonly TransportType[];
+}
+
+/** Paths match case-insensitively, as in ASP.NET routing. */
+function routeKey(path: string): string {
+  return path.toLowerCase();
+}
 
 /**
  * The DI token of a hub's {@link HubContext}, for constructor injection in services:
@@ -37,7 +51,10 @@ export class SwitchboardServer {
   readonly options: ResolvedOptions;
   /** The server's own DI container (a child of `options.container`); register services here. */
   readonly container: DependencyContainer;
+  /** Hub endpoints by lower-cased path. */
   readonly #endpoints = new Map<string, HubEndpoint>();
+  /** Raw connection handlers by lower-cased path. */
+  readonly #handlers = new Map<string, ConnectionHandlerEndpoint>();
   readonly #byClass = new Map<HubClass, HubEndpoint>();
   readonly #transports = new Set<AttachedTransport>();
   readonly #scheduler = new FlushScheduler();
@@ -59,11 +76,12 @@ export class SwitchboardServer {
     this.#heartbeat.unref();
   }
 
-  /** Serves `hub` on the path of its `@Hub(path)` decorator, or on `path`. */
-  addHub(hub: HubClass, path?: string): this {
+  /** Serves `hub` on the path of its `@Hub(path)` decorator, or on `path`. Paths match case-insensitively. */
+  addHub(hub: HubClass, path?: string, options: HubEndpointOptions = {}): this {
     if (this.#closing) throw new SwitchboardError("SB_ERR_SERVER_CLOSED", "The server is closed.");
     const descriptor = describeHub(hub, path);
-    if (this.#endpoints.has(descriptor.path)) throw new HubDefinitionError(`Two hubs are registered on '${descriptor.path}'.`);
+    const transports = transportList(options.transports, `Hub '${hub.name}'`);
+    if (this.route(descriptor.path) !== undefined) throw new HubDefinitionError(`Two hubs are registered on '${descriptor.path}'.`);
     if (this.#byClass.has(hub)) throw new HubDefinitionError(`Hub '${hub.name}' is registered twice.`);
     for (const method of descriptor.methods.values()) {
       for (const requirement of method.authorization) {
@@ -76,8 +94,8 @@ export class SwitchboardServer {
     }
     const modules = [...this.#globalModules, ...hubModules(hub).map((module) => this.#module(module))];
     const pipeline = new HubPipeline(modules, this.options.logger);
-    const endpoint = new HubEndpoint(descriptor, this.options, this.container, this.#scheduler, pipeline);
-    this.#endpoints.set(descriptor.path, endpoint);
+    const endpoint = new HubEndpoint(descriptor, this.options, this.container, this.#scheduler, pipeline, transports);
+    this.#endpoints.set(routeKey(descriptor.path), endpoint);
     this.#byClass.set(hub, endpoint);
     this.container.register(hubContextToken(hub), { useValue: endpoint.context });
     return this;
@@ -101,9 +119,29 @@ export class SwitchboardServer {
     return module;
   }
 
-  /** The endpoint serving `path` (exact match), if any. */
+  /**
+   * Serves raw connections on `path` (ASP.NET's `MapConnectionHandler`): no hub protocol, the
+   * handler gets each connection's data and writes its own, over any transport, with negotiate,
+   * authentication (`authenticate`) and the server's limits (`maxBufferedBytes`).
+   */
+  mapConnectionHandler(path: string, handler: ConnectionHandler, options: ConnectionHandlerOptions = {}): this {
+    if (this.#closing) throw new SwitchboardError("SB_ERR_SERVER_CLOSED", "The server is closed.");
+    if (typeof path !== "string" || !path.startsWith("/")) throw new HubDefinitionError(`A connection handler needs a path starting with '/', got ${String(path)}.`);
+    if (typeof handler?.onMessage !== "function") throw new HubDefinitionError("A connection handler needs an onMessage(connection, data) function.");
+    if (this.route(path) !== undefined) throw new HubDefinitionError(`Two endpoints are registered on '${path}'.`);
+    this.#handlers.set(routeKey(path), new ConnectionHandlerEndpoint(path, handler, this.options, transportList(options.transports, `Connection handler '${path}'`)));
+    return this;
+  }
+
+  /** The hub endpoint serving `path` (matched case-insensitively), if any. */
   endpoint(path: string): HubEndpoint | undefined {
-    return this.#endpoints.get(path);
+    return this.#endpoints.get(routeKey(path));
+  }
+
+  /** The hub or raw connection handler serving `path` (matched case-insensitively), for transports. */
+  route(path: string): ConnectionEndpoint | undefined {
+    const key = routeKey(path);
+    return this.#endpoints.get(key) ?? this.#handlers.get(key);
   }
 
   /** All hub endpoints. */
@@ -140,11 +178,12 @@ export class SwitchboardServer {
   async #shutdown(): Promise<void> {
     clearInterval(this.#heartbeat);
     for (const endpoint of this.#endpoints.values()) endpoint.closeAll();
+    for (const handler of this.#handlers.values()) handler.closeAll();
     await Promise.allSettled([...this.#transports].map((transport) => transport.stop()));
     // onDisconnected handlers get shutdownTimeout to finish; a hung one must not hang close().
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.shutdownTimeout)));
-    const drained = Promise.all([...this.#endpoints.values()].map((endpoint) => endpoint.drained())).then(() => true);
+    const drained = Promise.all([...this.#endpoints.values(), ...this.#handlers.values()].map((endpoint) => endpoint.drained())).then(() => true);
     const finished = await Promise.race([drained, expired]);
     clearTimeout(timer);
     if (!finished) this.options.logger.warn({ shutdownTimeout: this.options.shutdownTimeout }, "Some onDisconnected handlers were still running when the server closed.");
