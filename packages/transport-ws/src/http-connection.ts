@@ -78,7 +78,7 @@ export abstract class HttpConnection implements TransportConnection {
   #pump(): void {
     while (!this.#reading && !this.#paused && this.#posts.length > 0) {
       const post = this.#posts.shift()!;
-      if (post.res.destroyed) continue;
+      if (post.req.destroyed || post.res.destroyed) continue; // the client gave up while it waited
       this.#read(post);
     }
   }

@@ -42,7 +42,7 @@ describe("negotiate", () => {
     const transport = new WebSocketTransport(server);
     const { port } = await transport.listen(0, "127.0.0.1");
     try {
-      const body = await (await fetch(`http://127.0.0.1:${port}/hub/negotiate?negotiateVersion=1`, { method: "POST" })).json();
+      const body = (await (await fetch(`http://127.0.0.1:${port}/hub/negotiate?negotiateVersion=1`, { method: "POST" })).json()) as { availableTransports: unknown; connectionToken: string };
       expect(body.availableTransports).toEqual([{ transport: "WebSockets", transferFormats: ["Text", "Binary"] }]);
       const poll = await fetch(`http://127.0.0.1:${port}/hub?id=${body.connectionToken}`);
       expect([poll.status, await poll.text()]).toEqual([404, "LongPolling transport not supported by this end point type"]);
