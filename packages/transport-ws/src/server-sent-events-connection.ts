@@ -62,7 +62,8 @@ export class ServerSentEventsConnection extends HttpConnection {
   constructor(token: string, host: HttpConnectionHost, res: ServerResponse) {
     super(token, host);
     this.#res = res;
-    res.once("close", () => this.finish(this.ended ? undefined : new Error("The Server-Sent Events response closed.")));
+    // The client stops by closing its EventSource (§2.4): a normal end.
+    res.once("close", () => this.finish());
   }
 
   /** Sends the headers and a first comment at once: EventSource opens only when data arrives (§11.1 #15). */
