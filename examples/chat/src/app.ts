@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { SwitchboardServer, type ServerOptions } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
-import { WebSocketTransport } from "@switchboard/transport-ws";
+import { HttpTransport } from "@switchboard/transport-ws";
 import { ChatHub } from "./chat-hub.js";
 
 const require = createRequire(import.meta.url);
@@ -58,7 +58,8 @@ export async function startChatApp(port: number, host = "127.0.0.1", options: Pa
     ...options,
   });
   const http = createServer((req, res) => void serveStatic(req, res));
-  new WebSocketTransport(switchboard).attach(http);
+  // WebSockets, with Server-Sent Events and long polling for networks that block them.
+  new HttpTransport(switchboard).attach(http);
   await new Promise<void>((resolve, reject) => {
     http.once("error", reject);
     http.listen(port, host, () => resolve());

@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { Hub, SwitchboardServer } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
-import { WebSocketTransport } from "../src/index.js";
+import { HttpTransport, WebSocketTransport } from "../src/index.js";
 import { closeAll, MemoryLogger, connectClient, negotiate, RawClient, RS, settle, signalR, startServer, buildClient } from "../../../test-support/harness.js";
 
 afterEach(closeAll);
@@ -157,5 +157,38 @@ describe("attaching to an existing http.Server", () => {
     }
     // After close the app's own handler is back in place.
     expect(http.listenerCount("request")).toBe(1);
+  });
+});
+
+describe("middleware mode", () => {
+  it("serves every transport from the app's own request and upgrade listeners, and leaves other paths to the app", async () => {
+    const server = new SwitchboardServer({ hubs: [PingHub], protocols: [new JsonHubProtocol()], logger: new MemoryLogger() });
+    const transport = new HttpTransport(server);
+    // What Express's `app.use((req, res, next) => transport.handleRequest(req, res) || next())` does.
+    const http = createServer((req, res) => {
+      if (transport.handleRequest(req, res)) return;
+      res.writeHead(200, { "Content-Type": "text/plain" }).end(`app:${req.url}`);
+    });
+    http.on("upgrade", (req, socket, head) => {
+      if (!transport.handleUpgrade(req, socket, head)) socket.destroy();
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
+    try {
+      expect(await (await fetch(`${base}/hello`)).text()).toBe("app:/hello");
+      for (const type of [signalR.HttpTransportType.WebSockets, signalR.HttpTransportType.ServerSentEvents, signalR.HttpTransportType.LongPolling]) {
+        const client = buildClient(`${base}/hub`, "json", (builder) => builder.withUrl(`${base}/hub`, { transport: type }));
+        await client.start();
+        expect(await client.invoke("Echo", type)).toBe(type);
+      }
+    } finally {
+      await server.close(); // closes the hub's connections; the app's server stays up
+      expect(await (await fetch(`${base}/hello`)).text()).toBe("app:/hello");
+      expect((await fetch(`${base}/hub/negotiate?negotiateVersion=1`, { method: "POST" })).status).toBe(503);
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
+    }
   });
 });
