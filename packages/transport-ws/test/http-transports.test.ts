@@ -330,6 +330,19 @@ describe("Server-Sent Events on the wire", () => {
     controller.abort();
   });
 
+  it("writes a comment on an idle stream every keepAliveInterval (for proxies), and ends the stream on server.close()", async () => {
+    const server = await startServer([TransportHub], { keepAliveInterval: 40 }, QUICK);
+    const { connectionToken } = await negotiate(server, PATH);
+    const response = await fetch(`${server.url(PATH)}?id=${connectionToken}`, { headers: { Accept: "text/event-stream" } });
+    const reader = response.body!.getReader();
+    let text = "";
+    while (text.split(":\r\n").length - 1 < 3) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).toBe(":\r\n:\r\n:\r\n");
+    const closing = server.close();
+    while (!(await reader.read()).done);
+    await closing;
+  });
+
   it.each([
     ["one line", "abc", "data: abc\r\n\r\n"],
     ["LF", "a\nb", "data: a\r\ndata: b\r\n\r\n"],
