@@ -108,10 +108,13 @@ export abstract class HttpConnection implements TransportConnection {
     req.on("data", onData);
     req.once("end", () => {
       if (done) return;
+      // Delivered before the next POST is read: a pause() the data causes applies to that one.
+      if (this.ended) respond(res, 404, "No Connection with that ID");
+      else {
+        if (size > 0) this.handle?.receive(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+        respond(res, 200, "");
+      }
       finish();
-      if (this.ended) return respond(res, 404, "No Connection with that ID");
-      if (size > 0) this.handle?.receive(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-      respond(res, 200, "");
     });
     // A POST the client gave up on: nothing of it was delivered.
     req.once("close", () => {

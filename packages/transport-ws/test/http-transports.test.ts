@@ -17,6 +17,13 @@ afterEach(closeAll);
 const QUICK = { closeTimeout: 300 } as const;
 
 const disconnects: { id: string; error: string | undefined }[] = [];
+/** What `Hang` waits for; tests replace it. */
+let hung = gate();
+function gate(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
 
 @Hub("/hubs/transports")
 class TransportHub extends Hub {
@@ -31,6 +38,9 @@ class TransportHub extends Hub {
   }
   async Burst(count: number): Promise<void> {
     for (let i = 0; i < count; i++) await this.clients.caller.send("Item", i);
+  }
+  async Hang(): Promise<void> {
+    await hung.promise;
   }
   Request(): unknown {
     const request = this.context.request;
@@ -408,6 +418,23 @@ describe("bad input on the HTTP endpoints", () => {
     expect(chunked).toBe(413);
     expect((await poller.post(`{"type":1,"invocationId":"2","target":"Echo","arguments":["small"]}${RS}`)).status).toBe(200);
     expect(await poller.poll()).toEqual({ status: 200, body: `{"type":3,"invocationId":"2","result":"small"}${RS}` });
+  });
+
+  it("stops reading POSTs while the connection's invocation queue is full, and reads on once it drains", async () => {
+    hung = gate();
+    const server = await startServer([TransportHub], { maxQueuedInvocations: 2 }, QUICK);
+    const poller = await RawPoller.connect(server);
+    const call = (id: number) => `{"type":1,"invocationId":"${id}","target":"Hang","arguments":[]}${RS}`;
+    expect((await poller.post(call(1) + call(2) + call(3))).status).toBe(200); // one runs, two wait: paused
+    let answered = false;
+    const next = poller.post(call(4)).then((answer) => ((answered = true), answer));
+    await settle(100);
+    expect(answered).toBe(false);
+    hung.resolve();
+    expect((await next).status).toBe(200);
+    const results = new Set<string>();
+    while (results.size < 4) for (const record of (await poller.poll()).body.split(RS).filter(Boolean)) results.add(JSON.parse(record).invocationId);
+    expect([...results].sort()).toEqual(["1", "2", "3", "4"]);
   });
 
   it("lets one POST be read at a time and refuses a fifth waiting one with 409", async () => {
