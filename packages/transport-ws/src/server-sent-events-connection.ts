@@ -4,8 +4,11 @@ import { HttpConnection, type HttpConnectionHost } from "./http-connection.js";
 import { joinRecords } from "./record-batch.js";
 
 const FORMATS: readonly TransferFormat[] = Object.freeze(["text"]);
-/** Cache key of this transport's events on shared records. */
-const kEvent = Symbol("switchboard.sse.event");
+/**
+ * Events by record. Not the record's own cache slot: WebSocket connections of the same group use
+ * that one for their frame, and sharing it would rebuild both per recipient in a mixed group.
+ */
+const events = new WeakMap<SerializedRecord, Buffer>();
 const COMMENT = Buffer.from(":\r\n");
 const DATA = Buffer.from("data: ");
 const CRLF = Buffer.from("\r\n");
@@ -40,10 +43,10 @@ export function sseEvent(payload: Uint8Array): Buffer {
 
 /** The event of one record, built once and shared by every recipient of a fan-out. */
 function recordEvent(record: SerializedRecord): Buffer {
-  let event = record.cached(kEvent) as Buffer | undefined;
+  let event = events.get(record);
   if (event === undefined) {
     event = sseEvent(record.bytes);
-    record.cache(kEvent, event);
+    events.set(record, event);
   }
   return event;
 }

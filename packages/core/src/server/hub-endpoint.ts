@@ -118,7 +118,7 @@ class CallerContext implements HubCallerContext {
 /**
  * Everything one hub path serves: negotiate, admission (authentication, authorization, token
  * binding), connections, dispatch, groups and fan-out. Created by the server for each `@Hub`
- * class; transports reach it through `server.endpoint(path)`.
+ * class; transports reach it through `server.route(path)`.
  */
 export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, DispatchContext, MessageSender {
   readonly descriptor: HubDescriptor;

@@ -4,8 +4,8 @@
  * lifecycle hooks, dispatches invocations to hub methods (`hub-dispatcher.ts`) and hands sends to
  * the pipeline and the lifetime manager.
  *
- * The only folder that knows all the others; nothing imports it. Transports reach it through
- * `server.endpoint(path)`.
+ * The only folder that knows all the others; nothing imports it. Transports reach hubs and raw
+ * connection handlers through `server.route(path)` (the `ConnectionEndpoint` contract).
  */
 export * from "./options.js";
 export * from "./hub-endpoint.js";
