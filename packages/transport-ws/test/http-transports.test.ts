@@ -192,6 +192,40 @@ describe("the official client on every transport", () => {
   });
 });
 
+describe("authentication over Server-Sent Events and long polling", () => {
+  @Hub("/hubs/secure")
+  class SecureHub extends Hub {
+    Who(): unknown {
+      return this.context.user?.sub;
+    }
+  }
+  const authenticate = ({ token }: { token: string | undefined }) => {
+    if (token === undefined) return null;
+    if (!token.startsWith("user-")) throw new Error("bad token");
+    return { sub: token.slice(5) };
+  };
+
+  it.each(["ServerSentEvents", "LongPolling"] as const)("authenticates the %s connect request with the client's token", async (transport) => {
+    const server = await startServer([SecureHub], { authenticate }, QUICK);
+    const client = buildClient(server.url("/hubs/secure"), "json", (builder) => builder.withUrl(server.url("/hubs/secure"), { transport: TYPES[transport], accessTokenFactory: () => "user-ada" }));
+    await client.start();
+    expect(await client.invoke("Who")).toBe("ada");
+  });
+
+  it("refuses a bad token with 401 and a token negotiated by someone else with 403", async () => {
+    const server = await startServer([SecureHub], { authenticate }, QUICK);
+    const negotiated = await fetch(`${server.url("/hubs/secure")}/negotiate?negotiateVersion=1`, { method: "POST", headers: { Authorization: "Bearer user-ada" } });
+    const { connectionToken } = (await negotiated.json()) as { connectionToken: string };
+    const url = `${server.url("/hubs/secure")}?id=${connectionToken}`;
+    expect((await fetch(url, { headers: { Accept: "text/event-stream", Authorization: "Bearer nope" } })).status).toBe(401);
+    expect((await fetch(`${url}&access_token=user-eve`, { headers: { Accept: "text/event-stream" } })).status).toBe(403);
+    expect((await fetch(url, { headers: { Authorization: "Bearer user-eve" } })).status).toBe(403);
+    // The refusals did not use the token up: its owner still connects.
+    const poll = await fetch(url, { headers: { Authorization: "Bearer user-ada" } });
+    expect([poll.status, await poll.text()]).toEqual([200, ""]);
+  });
+});
+
 describe("per-hub transports", () => {
   @Hub("/hubs/polling-only")
   class PollingOnlyHub extends Hub {
