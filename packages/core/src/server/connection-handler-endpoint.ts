@@ -251,13 +251,14 @@ export class ConnectionHandlerEndpoint implements ConnectionEndpoint {
     const user = await this.#authenticate(request);
     if (user instanceof Refusal) return user;
     if (this.#closing) return new Refusal(503, "The server is shutting down.");
-    if (token === undefined) return { connectionId: newId(), token: undefined, user };
+    // Raw connections have no hub protocol, hence no stateful reconnect.
+    if (token === undefined) return { connectionId: newId(), token: undefined, user, statefulReconnect: false };
     const entry = this.store.peek(token);
     if (entry === undefined) return new Refusal(404, "No Connection with that ID");
     if (entry.inUse) return new Refusal(409, "The connection already has a transport.");
     if (entry.owner !== this.#owner(user, entry.connectionId, request)) return new Refusal(403, "Forbidden");
     this.store.claim(token);
-    return { connectionId: entry.connectionId, token, user };
+    return { connectionId: entry.connectionId, token, user, statefulReconnect: false };
   }
 
   abandon(pending: PendingConnection): void {
