@@ -1,5 +1,5 @@
 import {
-  Refusal,
+  isRefusal,
   SwitchboardServer,
   type ConnectionHandle,
   type ConnectionRequest,
@@ -103,7 +103,7 @@ export class SinkServer {
 
   async open(protocol: SinkProtocol): Promise<SinkConnection> {
     const pending = await this.endpoint.admit(REQUEST, undefined);
-    if (pending instanceof Refusal) throw new Error(`the endpoint refused a connection: ${pending.reason}`);
+    if (isRefusal(pending)) throw new Error(`the endpoint refused a connection: ${pending.reason}`);
     const sink = new SinkTransport();
     const handle = this.endpoint.connect(pending, sink, REQUEST);
     handle.receive(HANDSHAKES[protocol]);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { OptionsError, Refusal, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
+import { isAdmission, isRefusal, OptionsError, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketConnection } from "./websocket-connection.js";
 import { HttpConnection, type HttpConnectionHost } from "./http-connection.js";
@@ -67,6 +67,16 @@ function onRawSocketError(): void {
 function duration(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) throw new OptionsError(`Option '${name}' must be a number of milliseconds from 1 to ${MAX_TIMER_MS}.`);
   return value;
+}
+
+/**
+ * An answer from the core that is neither a refusal nor an admission (e.g. from a core this
+ * transport cannot recognize): the request is refused with a 500, never let in.
+ */
+function unrecognized(logger: Logger, stage: string, answer: unknown, refuse: () => void): undefined {
+  logger.error({ stage, type: answer === null ? "null" : typeof answer }, "The endpoint returned neither a refusal nor an admission; the request is refused. Are two copies of @switchboard/core loaded?");
+  refuse();
+  return undefined;
 }
 
 function acceptsEventStream(req: IncomingMessage): boolean {
@@ -260,9 +270,10 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
 
   async #negotiate(endpoint: ConnectionEndpoint, req: IncomingMessage, res: ServerResponse, query: Map<string, string>): Promise<void> {
     try {
-      const answer = await endpoint.negotiate(requestOf(req, query), this.#available(endpoint));
-      if (answer instanceof Refusal) respond(res, answer.status, answer.reason);
-      else respond(res, 200, JSON.stringify(answer), "application/json");
+      const answer: unknown = await endpoint.negotiate(requestOf(req, query), this.#available(endpoint));
+      if (isRefusal(answer)) respond(res, answer.status, answer.reason);
+      else if (isAdmission(answer)) respond(res, 200, JSON.stringify(answer), "application/json");
+      else unrecognized(this.logger, "negotiate", answer, () => respond(res, 500, "Internal Server Error"));
     } catch (error) {
       this.logger.error({ err: error }, "Negotiate failed.");
       respond(res, 500, "Internal Server Error");
@@ -279,7 +290,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
       respond(res, 503, "The server is shutting down.");
       return undefined;
     }
-    let pending: PendingConnection | Refusal;
+    let pending: unknown;
     try {
       pending = await endpoint.admit(requestOf(req, query, transport), token);
     } catch (error) {
@@ -287,16 +298,18 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
       respond(res, 500, "Internal Server Error");
       return undefined;
     }
-    if (pending instanceof Refusal) {
+    if (isRefusal(pending)) {
       respond(res, pending.status, pending.reason);
       return undefined;
     }
+    if (!isAdmission(pending)) return unrecognized(this.logger, "admit", pending, () => respond(res, 500, "Internal Server Error"));
+    const admitted = pending as PendingConnection;
     if (res.destroyed || this.#stopping !== undefined) {
-      endpoint.abandon(pending);
+      endpoint.abandon(admitted);
       respond(res, 503, "The server is shutting down.");
       return undefined;
     }
-    return pending;
+    return admitted;
   }
 
   #serverSentEvents(endpoint: ConnectionEndpoint, req: IncomingMessage, res: ServerResponse, query: Map<string, string>, token: string): void {
@@ -372,15 +385,16 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
   }
 
   async #upgrade(endpoint: ConnectionEndpoint, req: IncomingMessage, socket: Duplex, head: Buffer, query: Map<string, string>): Promise<void> {
-    let pending: PendingConnection | Refusal;
+    let pending: unknown;
     try {
       pending = await endpoint.admit(requestOf(req, query, "WebSockets"), query.get("id"));
     } catch (error) {
       this.logger.error({ err: error }, "Admitting a WebSocket connection failed.");
       return rejectUpgrade(socket, 500, "Internal Server Error");
     }
-    if (pending instanceof Refusal) return rejectUpgrade(socket, pending.status, pending.reason);
-    const admitted = pending;
+    if (isRefusal(pending)) return rejectUpgrade(socket, pending.status, pending.reason);
+    if (!isAdmission(pending)) return unrecognized(this.logger, "admit", pending, () => rejectUpgrade(socket, 500, "Internal Server Error"));
+    const admitted = pending as PendingConnection;
     if (socket.destroyed || !socket.writable || this.#stopping !== undefined) {
       endpoint.abandon(admitted);
       if (!socket.destroyed) rejectUpgrade(socket, 503, "The server is shutting down.");

@@ -5,6 +5,7 @@ import { ConnectionStore, newId } from "../connections/connection-store.js";
 import type { Principal } from "../hubs/hub-caller-context.js";
 import { ConnectionRequestContext, type RequestContext } from "../hubs/request-context.js";
 import type { ConnectionEndpoint } from "./connection-endpoint.js";
+import { admitted, isRefusal } from "./admission.js";
 import { bearerToken, Refusal, type AvailableTransport, type NegotiateResponse, type PendingConnection } from "./hub-endpoint.js";
 import type { ResolvedOptions } from "./options.js";
 
@@ -237,28 +238,28 @@ export class ConnectionHandlerEndpoint implements ConnectionEndpoint {
 
   async negotiate(request: ConnectionRequest, availableTransports: readonly AvailableTransport[]): Promise<NegotiateResponse | Refusal> {
     const parameter = request.query.get("negotiateVersion");
-    if (parameter !== undefined && !/^\d+$/.test(parameter)) return { error: "The client requested a non-integer protocol version." };
+    if (parameter !== undefined && !/^\d+$/.test(parameter)) return admitted({ error: "The client requested a non-integer protocol version." });
     const version = parameter === undefined ? 0 : Number(parameter);
-    if (version < MIN_NEGOTIATE_VERSION) return { error: `The client requested version '${version}', but the server does not support this version.` };
+    if (version < MIN_NEGOTIATE_VERSION) return admitted({ error: `The client requested version '${version}', but the server does not support this version.` });
     const user = await this.#authenticate(request);
-    if (user instanceof Refusal) return user;
+    if (isRefusal(user)) return user;
     if (this.#closing) return new Refusal(503, "The server is shutting down.");
     const { connectionId, connectionToken } = this.store.create((id) => this.#owner(user, id, request));
-    return { negotiateVersion: 1, connectionId, connectionToken, availableTransports };
+    return admitted({ negotiateVersion: 1, connectionId, connectionToken, availableTransports });
   }
 
   async admit(request: ConnectionRequest, token: string | undefined): Promise<PendingConnection | Refusal> {
     const user = await this.#authenticate(request);
-    if (user instanceof Refusal) return user;
+    if (isRefusal(user)) return user;
     if (this.#closing) return new Refusal(503, "The server is shutting down.");
     // Raw connections have no hub protocol, hence no stateful reconnect.
-    if (token === undefined) return { connectionId: newId(), token: undefined, user, statefulReconnect: false };
+    if (token === undefined) return admitted({ connectionId: newId(), token: undefined, user, statefulReconnect: false });
     const entry = this.store.peek(token);
     if (entry === undefined) return new Refusal(404, "No Connection with that ID");
     if (entry.inUse) return new Refusal(409, "The connection already has a transport.");
     if (entry.owner !== this.#owner(user, entry.connectionId, request)) return new Refusal(403, "Forbidden");
     this.store.claim(token);
-    return { connectionId: entry.connectionId, token, user, statefulReconnect: false };
+    return admitted({ connectionId: entry.connectionId, token, user, statefulReconnect: false });
   }
 
   abandon(pending: PendingConnection): void {

@@ -16,6 +16,7 @@ import type { Principal } from "../hubs/hub-caller-context.js";
 import type { LifetimeContext, OutgoingContext } from "../pipeline/hub-module.js";
 import type { HubPipeline } from "../pipeline/hub-pipeline.js";
 import type { SendTarget } from "../contracts/send-target.js";
+import { admitted, isRefusal, Refusal } from "./admission.js";
 import { SerializedRecord, TRANSPORT_TYPES, type ConnectionHandle, type ConnectionRequest, type TransportConnection, type TransportType } from "../contracts/transport.js";
 import { ConnectionRequestContext, type RequestContext } from "../hubs/request-context.js";
 import type { ConnectionEndpoint } from "./connection-endpoint.js";
@@ -44,16 +45,7 @@ export type NegotiateResponse =
       readonly availableTransports: readonly AvailableTransport[];
     };
 
-/** A request refused before any connection exists: the transport answers with this HTTP status. */
-export class Refusal {
-  readonly status: 401 | 403 | 404 | 409 | 503;
-  readonly reason: string;
-  constructor(status: 401 | 403 | 404 | 409 | 503, reason: string) {
-    this.status = status;
-    this.reason = reason;
-    Object.freeze(this);
-  }
-}
+export { Refusal, isRefusal, isAdmission } from "./admission.js";
 
 /** A connection reserved by {@link HubEndpoint.admit}, not started yet. */
 export interface PendingConnection {
@@ -209,19 +201,19 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   async negotiate(request: ConnectionRequest, availableTransports: readonly AvailableTransport[]): Promise<NegotiateResponse | Refusal> {
     const versionParameter = request.query.get("negotiateVersion");
     if (versionParameter !== undefined && !/^\d+$/.test(versionParameter)) {
-      return { error: "The client requested a non-integer protocol version." };
+      return admitted({ error: "The client requested a non-integer protocol version." });
     }
     const version = versionParameter === undefined ? 0 : Number(versionParameter);
     if (version < MIN_NEGOTIATE_VERSION) {
-      return { error: `The client requested version '${version}', but the server does not support this version.` };
+      return admitted({ error: `The client requested version '${version}', but the server does not support this version.` });
     }
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
     if (this.#closing) return SHUTTING_DOWN; // close() began while authenticate ran
     const stateful = this.options.statefulReconnect && request.query.get("useStatefulReconnect") === "true";
     const { connectionId, connectionToken } = this.store.create((id) => this.#userKey(user, id, request), stateful);
-    if (stateful) return { negotiateVersion: 1, connectionId, connectionToken, useStatefulReconnect: true, availableTransports };
-    return { negotiateVersion: 1, connectionId, connectionToken, availableTransports };
+    if (stateful) return admitted({ negotiateVersion: 1, connectionId, connectionToken, useStatefulReconnect: true, availableTransports });
+    return admitted({ negotiateVersion: 1, connectionId, connectionToken, availableTransports });
   }
 
   /**
@@ -239,7 +231,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
     if (this.#closing) return SHUTTING_DOWN;
-    if (token === undefined) return { connectionId: newId(), token: undefined, user, statefulReconnect: false };
+    if (token === undefined) return admitted({ connectionId: newId(), token: undefined, user, statefulReconnect: false });
     const entry = this.store.peek(token);
     if (entry === undefined) return UNKNOWN;
     const resumed = entry.inUse ? this.#resumable.get(token) : undefined;
@@ -248,7 +240,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       this.logger.warn({ hub: this.descriptor.name, connectionId: entry.connectionId }, "A connection token was presented by a different user; refused.");
       return FORBIDDEN;
     }
-    const pending: PendingConnection = { connectionId: entry.connectionId, token, user, statefulReconnect: entry.statefulReconnect };
+    const pending: PendingConnection = admitted({ connectionId: entry.connectionId, token, user, statefulReconnect: entry.statefulReconnect });
     if (resumed !== undefined) {
       if (!resumed.resumable) return ENDED;
       if (resumed.reattaching) return REATTACHING;
@@ -456,8 +448,4 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   async drained(): Promise<void> {
     while (this.#disconnects.size > 0) await Promise.allSettled([...this.#disconnects]);
   }
-}
-
-function isRefusal(value: unknown): value is Refusal {
-  return value instanceof Refusal;
 }
