@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { Server as NetServer, type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { isAdmission, isRefusal, OptionsError, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
+import { checkServer, isAdmission, isRefusal, OptionsError, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketConnection } from "./websocket-connection.js";
 import { HttpConnection, type HttpConnectionHost } from "./http-connection.js";
@@ -112,7 +112,11 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
   #finishedAll: (() => void) | undefined;
 
   constructor(server: SwitchboardServer, options: HttpTransportOptions = {}) {
-    this.#server = server;
+    if ((server as unknown) instanceof NetServer) {
+      // Socket.IO's habit: `new Server(httpServer)`. Here the hub server comes first.
+      throw new OptionsError(`new ${new.target.name}() takes the SwitchboardServer, not the http.Server: write \`new ${new.target.name}(switchboard).attach(httpServer)\` (or \`.listen(port)\`).`);
+    }
+    this.#server = checkServer(server, "@switchboard/transport-ws");
     this.logger = server.options.logger;
     const transports = options.transports ?? TRANSPORT_TYPES;
     if (!Array.isArray(transports) || transports.length === 0 || transports.some((name) => !TRANSPORT_TYPES.includes(name))) {

@@ -1,5 +1,5 @@
 import "reflect-metadata";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -65,5 +65,24 @@ describe("the transport fails closed on what it does not recognize", () => {
     await expect(client.start()).rejects.toThrow();
     expect(server.server.endpoint("/secure")!.connections.size).toBe(0);
     expect(server.logger.entries.some((entry) => entry.level === "error")).toBe(true);
+  });
+});
+
+describe("one core per app", () => {
+  it("a transport given a server from another copy of core fails at startup with SB_ERR_CORE_MISMATCH", async () => {
+    const { WebSocketTransport } = await import("@switchboard/transport-ws");
+    const { JsonHubProtocol } = await import("@switchboard/protocol-json");
+    const foreign = new second.SwitchboardServer({ protocols: [new JsonHubProtocol()] });
+    try {
+      expect(() => new WebSocketTransport(foreign as never)).toThrow(expect.objectContaining({ code: "SB_ERR_CORE_MISMATCH", message: expect.stringContaining("npm ls @switchboard/core") }));
+    } finally {
+      await foreign.close();
+    }
+  });
+
+  it("CORE_VERSION is the version in core's package.json", async () => {
+    const { CORE_VERSION } = await import("@switchboard/core");
+    const manifest = JSON.parse(readFileSync(join(root, "packages/core/package.json"), "utf8")) as { version: string };
+    expect(CORE_VERSION).toBe(manifest.version);
   });
 });

@@ -12,7 +12,8 @@ export type ErrorCode =
   | "SB_ERR_DI"
   | "SB_ERR_OPTIONS"
   | "SB_ERR_GROUP_NAME"
-  | "SB_ERR_SERVER_CLOSED";
+  | "SB_ERR_SERVER_CLOSED"
+  | "SB_ERR_CORE_MISMATCH";
 
 /** Base of every Switchboard error. The inner error, if any, is kept as ES `cause`. */
 export class SwitchboardError extends Error {
@@ -82,5 +83,15 @@ export class OptionsError extends SwitchboardError {
 export class GroupNameError extends SwitchboardError {
   constructor() {
     super("SB_ERR_GROUP_NAME", "A group name must be a non-empty string.");
+  }
+}
+
+/**
+ * Two different copies of `@switchboard/core` met in one process (e.g. a transport built against
+ * another core than the server's): found when the plugin is set up, never at the first request.
+ */
+export class CoreMismatchError extends SwitchboardError {
+  constructor(message: string) {
+    super("SB_ERR_CORE_MISMATCH", message);
   }
 }

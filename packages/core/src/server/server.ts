@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import { container as rootContainer, type DependencyContainer, type InjectionToken } from "tsyringe";
-import { DependencyResolutionError, HubDefinitionError, SwitchboardError } from "../contracts/errors.js";
+import { CoreMismatchError, DependencyResolutionError, HubDefinitionError, OptionsError, SwitchboardError } from "../contracts/errors.js";
 import { FlushScheduler } from "../fan-out/flush-scheduler.js";
 import type { Hub, HubClass } from "../hubs/hub.js";
 import type { AnyClient, ClientMethods } from "../fan-out/clients.js";
@@ -19,6 +19,12 @@ import { HubPipeline } from "../pipeline/hub-pipeline.js";
 export interface AttachedTransport {
   stop(): Promise<void>;
 }
+
+/** The version of this copy of `@switchboard/core` (its package.json version; a test keeps them equal). */
+export const CORE_VERSION = "0.1.0";
+
+/** Carries the core version on every server, readable by plugins built against any copy of core. */
+const kCoreVersion = Symbol.for("switchboard.core.version");
 
 const contextTokens = new WeakMap<HubClass, symbol>();
 
@@ -193,4 +199,24 @@ export class SwitchboardServer {
     const now = Date.now();
     for (const endpoint of this.#endpoints.values()) endpoint.tick(now);
   }
+}
+
+Object.defineProperty(SwitchboardServer.prototype, kCoreVersion, { value: CORE_VERSION });
+
+/**
+ * For plugins (transports): returns `server` if it is a {@link SwitchboardServer} of the same copy
+ * of `@switchboard/core` as the plugin's own, and throws otherwise: `SB_ERR_CORE_MISMATCH` when it
+ * comes from another copy (an app must load exactly one core), `SB_ERR_OPTIONS` when it is no
+ * server at all. `plugin` names the caller in the message.
+ */
+export function checkServer(server: unknown, plugin: string): SwitchboardServer {
+  if (server instanceof SwitchboardServer) return server;
+  const version = server !== null && typeof server === "object" ? (server as Record<symbol, unknown>)[kCoreVersion] : undefined;
+  if (typeof version === "string") {
+    throw new CoreMismatchError(
+      `${plugin} was given a SwitchboardServer from another copy of @switchboard/core (the server's core is ${version}, ${plugin} was loaded with ${CORE_VERSION}). ` +
+        "An app must load exactly one @switchboard/core: install @switchboard packages whose versions agree, then check with `npm ls @switchboard/core` (and `npm dedupe`).",
+    );
+  }
+  throw new OptionsError(`${plugin} needs a SwitchboardServer as its first argument, got ${server === null ? "null" : typeof server === "object" ? (server.constructor?.name ?? "an object") : typeof server}.`);
 }
