@@ -258,7 +258,7 @@ describe("hub definitions", () => {
     @Hub("/same") class A extends Hub {}
     @Hub("/same") class B extends Hub {}
     const server = new SwitchboardServer({ protocols, hubs: [A] });
-    expect(() => server.addHub(B)).toThrow(/Two hubs are registered on '\/same'/);
+    expect(() => server.addHub(B)).toThrow(/are both registered on '\/same'/);
     void server.close();
   });
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Server as NetServer, type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { checkServer, isAdmission, isRefusal, OptionsError, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
+import { checkServer, isAdmission, isRefusal, OptionsError, SwitchboardError, warnUnknownKeys, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketConnection } from "./websocket-connection.js";
 import { HttpConnection, type HttpConnectionHost } from "./http-connection.js";
@@ -42,6 +42,9 @@ const AVAILABLE: Readonly<Record<TransportType, AvailableTransport>> = {
 const kHandle = Symbol("switchboard.connectionHandle");
 const kLogger = Symbol("switchboard.logger");
 const kSockets = Symbol("switchboard.sockets");
+/** Marks an http.Server that has a transport (Symbol.for: seen by every copy of this package). */
+const kAttached = Symbol.for("switchboard.transport.attached");
+const OPTION_KEYS: readonly (keyof HttpTransportOptions)[] = ["transports", "maxPayload", "closeTimeout", "pollTimeout", "disconnectTimeout", "cors", "allowedOrigins"];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 type TrackedSocket = WebSocket & { [kHandle]?: ConnectionHandle; [kLogger]?: Logger; [kSockets]?: Set<TrackedSocket> };
@@ -118,6 +121,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     }
     this.#server = checkServer(server, "@switchboard/transport-ws");
     this.logger = server.options.logger;
+    warnUnknownKeys(options, OPTION_KEYS, new.target.name, this.logger);
     const transports = options.transports ?? TRANSPORT_TYPES;
     if (!Array.isArray(transports) || transports.length === 0 || transports.some((name) => !TRANSPORT_TYPES.includes(name))) {
       throw new OptionsError(`Option 'transports' must be a non-empty list of ${TRANSPORT_TYPES.join(", ")}.`);
@@ -144,8 +148,14 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
    * `request` listeners (e.g. an Express app) as before.
    */
   attach(httpServer: Server): this {
-    if (this.#httpServer !== undefined) throw new Error("This transport is already attached to an HTTP server.");
-    if (this.#stopping !== undefined) throw new Error("This transport has been stopped.");
+    if (!((httpServer as unknown) instanceof NetServer)) throw new OptionsError("transport.attach(httpServer) needs an http.Server (Express: http.createServer(app); Fastify: fastify.server).");
+    if (this.#httpServer !== undefined) throw new SwitchboardError("SB_ERR_OPTIONS", "This transport is already attached to an HTTP server.");
+    if (this.#stopping !== undefined) throw new SwitchboardError("SB_ERR_SERVER_CLOSED", "This transport has been stopped.");
+    if ((httpServer as unknown as Record<symbol, unknown>)[kAttached] === true) {
+      // Two transports would both answer the hub paths' requests and upgrades.
+      throw new OptionsError("This http.Server already has a Switchboard transport: one transport serves every hub of a SwitchboardServer; attach only one.");
+    }
+    Object.defineProperty(httpServer, kAttached, { value: true, configurable: true });
     this.#httpServer = httpServer;
     const previous = httpServer.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
     httpServer.removeAllListeners("request");
@@ -165,6 +175,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     httpServer.on("request", onRequest);
     httpServer.on("upgrade", onUpgrade);
     this.#detach.push(() => {
+      delete (httpServer as unknown as Record<symbol, unknown>)[kAttached];
       httpServer.off("request", onRequest);
       httpServer.off("upgrade", onUpgrade);
       for (const listener of previous) httpServer.on("request", listener);

@@ -43,9 +43,40 @@ function kindOf(type: unknown): ParameterKind {
   return "any";
 }
 
+/** What tsyringe records for `@inject(token)` parameters (its reflection-helpers key). */
+const INJECTION_TOKENS = "injectionTokens";
+
+/**
+ * A hub whose constructor takes parameters is built by the DI container from the parameter types
+ * TypeScript emits. Without `emitDecoratorMetadata` there are none and the hub would fail only at
+ * its first invocation: say so at startup, with the fix.
+ */
+function checkConstructorMetadata(hubClass: HubClass): void {
+  const count = hubClass.length;
+  if (count === 0 || Reflect.getMetadata("design:paramtypes", hubClass) !== undefined) return;
+  const tokens = (Reflect.getOwnMetadata(INJECTION_TOKENS, hubClass) ?? {}) as Record<string, unknown>;
+  let injected = 0;
+  for (let i = 0; i < count; i++) if (Object.hasOwn(tokens, String(i))) injected++;
+  if (injected === count) return; // every parameter has @inject(token): nothing to infer
+  throw new HubDefinitionError(
+    `Hub '${hubClass.name}' has ${count} constructor parameter${count === 1 ? "" : "s"} but no emitted parameter types, so the DI container cannot construct it. ` +
+      'Set "experimentalDecorators": true and "emitDecoratorMetadata": true in tsconfig.json (a compiler that ignores them, such as plain esbuild, needs a decorator-metadata plugin), or give every parameter @inject(token).',
+  );
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  return typeof value === "object" ? `an instance of ${value.constructor?.name ?? "Object"}` : `a ${typeof value}`;
+}
+
 /** Builds the dispatch table of a `@Hub` class, walking its prototype chain up to `Hub`. */
-export function describeHub(hubClass: HubClass, path = hubPathOf(hubClass)): HubDescriptor {
-  if (typeof hubClass !== "function") throw new HubDefinitionError("A hub must be a class.");
+export function describeHub(hubClass: HubClass, explicitPath?: string): HubDescriptor {
+  if (typeof hubClass !== "function") {
+    const hint = hubClass === undefined ? " (undefined often means a circular import)" : typeof hubClass === "object" ? " (pass the class, not an instance)" : "";
+    throw new HubDefinitionError(`A hub must be a class decorated with @Hub("/path"), got ${describeValue(hubClass)}${hint}.`);
+  }
+  checkConstructorMetadata(hubClass);
+  const path = explicitPath ?? hubPathOf(hubClass);
   if (path === undefined) {
     throw new HubDefinitionError(`Hub '${hubClass.name}' has no path: decorate it with @Hub("/path").`);
   }

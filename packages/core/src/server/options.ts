@@ -147,10 +147,54 @@ function checkLogger(logger: Logger): Logger {
   return logger;
 }
 
+/** Every key of {@link ServerOptions}, to warn about misspelt ones. */
+const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
+  "protocols", "hubs", "container", "keepAliveInterval", "clientTimeout", "handshakeTimeout", "maxMessageSize", "maxDepth",
+  "maxBufferedBytes", "maxInvocationIdLength", "maxParallelInvocations", "maxQueuedInvocations", "unusedTokenTimeout",
+  "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
+  "authenticate", "userIdProvider", "policies", "modules", "logger",
+];
+
+/** Edit distance, case-insensitive (option names are short: the quadratic cost is nothing). */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * Warns (once, at construction) about option keys that no component reads, naming the closest
+ * valid key: a misspelt `maxMesageSize` would otherwise leave the default silently in force.
+ */
+export function warnUnknownKeys(options: object, valid: readonly string[], what: string, logger: Logger): void {
+  for (const key of Object.keys(options)) {
+    if (valid.includes(key)) continue;
+    const lower = key.toLowerCase();
+    // A prefix of a valid name (`keepAlive`) is the likeliest intent; else the nearest close name.
+    let closest = valid.find((candidate) => key.length >= 4 && candidate.toLowerCase().startsWith(lower));
+    if (closest === undefined) {
+      let best = valid[0]!;
+      for (const candidate of valid) if (distance(key, candidate) < distance(key, best)) best = candidate;
+      if (distance(key, best) <= Math.max(2, Math.floor(key.length / 3))) closest = best;
+    }
+    const hint = closest === undefined ? "" : ` Did you mean '${closest}'?`;
+    logger.warn({ option: key }, `Unknown ${what} option '${key}' is ignored.${hint}`);
+  }
+}
+
 /** Applies defaults and rejects impossible combinations. */
 export function resolveOptions(options: ServerOptions): ResolvedOptions {
+  if (options.hubs !== undefined && !Array.isArray(options.hubs)) {
+    throw new OptionsError("Option 'hubs' must be an array of hub classes, e.g. hubs: [ChatHub].");
+  }
   const protocols = options.protocols ?? [];
-  if (!Array.isArray(protocols) || protocols.length === 0) throw new OptionsError("Option 'protocols' needs at least one hub protocol.");
+  if (!Array.isArray(protocols) || protocols.length === 0) throw new OptionsError("Option 'protocols' needs at least one hub protocol, e.g. protocols: [new JsonHubProtocol()] from @switchboard/protocol-json.");
   const names = new Set<string>();
   for (const protocol of protocols) {
     if (typeof protocol?.name !== "string" || typeof protocol.write !== "function" || typeof protocol.createParser !== "function") {
@@ -193,5 +237,6 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     modules: options.modules ?? [],
     logger: checkLogger(options.logger ?? consoleLogger()),
   };
+  warnUnknownKeys(options, OPTION_KEYS, "server", resolved.logger);
   return resolved;
 }

@@ -70,6 +70,9 @@ export class SwitchboardServer {
   #closing: Promise<void> | undefined;
 
   constructor(options: ServerOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new OptionsError("new SwitchboardServer(options) needs its options, at least the hub protocols: new SwitchboardServer({ protocols: [new JsonHubProtocol()], hubs: [ChatHub] }).");
+    }
     this.options = resolveOptions(options);
     this.container = (options.container ?? rootContainer).createChildContainer();
     this.container.register(LOGGER, { useValue: this.options.logger });
@@ -85,10 +88,16 @@ export class SwitchboardServer {
   /** Serves `hub` on the path of its `@Hub(path)` decorator, or on `path`. Paths match case-insensitively. */
   addHub(hub: HubClass, path?: string, options: HubEndpointOptions = {}): this {
     if (this.#closing) throw new SwitchboardError("SB_ERR_SERVER_CLOSED", "The server is closed.");
+    if (this.#byClass.has(hub)) {
+      throw new HubDefinitionError(`Hub '${hub.name}' is registered twice: list it once, either in the 'hubs' option or in one addHub() call.`);
+    }
     const descriptor = describeHub(hub, path);
     const transports = transportList(options.transports, `Hub '${hub.name}'`);
-    if (this.route(descriptor.path) !== undefined) throw new HubDefinitionError(`Two hubs are registered on '${descriptor.path}'.`);
-    if (this.#byClass.has(hub)) throw new HubDefinitionError(`Hub '${hub.name}' is registered twice.`);
+    const taken = this.route(descriptor.path);
+    if (taken !== undefined) {
+      const holder = taken instanceof HubEndpoint ? `Hubs '${taken.descriptor.name}' and '${descriptor.name}' are` : `A connection handler and hub '${descriptor.name}' are`;
+      throw new HubDefinitionError(`${holder} both registered on '${descriptor.path}': give each its own path.`);
+    }
     for (const method of descriptor.methods.values()) {
       for (const requirement of method.authorization) {
         for (const policy of requirement.policies) {
