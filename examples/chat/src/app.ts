@@ -60,10 +60,15 @@ export async function startChatApp(port: number, host = "127.0.0.1", options: Pa
   const http = createServer((req, res) => void serveStatic(req, res));
   // WebSockets, with Server-Sent Events and long polling for networks that block them.
   new HttpTransport(switchboard).attach(http);
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(port, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(port, host, () => resolve());
+    });
+  } catch (error) {
+    await switchboard.close(); // nothing was served: release the hub server, report the cause
+    throw error;
+  }
   const address = http.address();
   const bound = typeof address === "object" && address !== null ? address.port : port;
   return {

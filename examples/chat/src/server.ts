@@ -1,8 +1,26 @@
-import { startChatApp } from "./app.js";
+import { startChatApp, type ChatApp } from "./app.js";
 
-const port = Number(process.env.PORT ?? 5000);
+/** A startup problem the user can fix: printed as one line, without a stack. */
+function fail(message: string): never {
+  console.error(`chat demo: ${message}`);
+  process.exit(1);
+}
+
+const portText = process.env.PORT ?? "5000";
 const host = process.env.HOST ?? "127.0.0.1";
-const app = await startChatApp(port, host);
+if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) fail(`PORT must be a port number from 0 to 65535, got '${portText}'.`);
+const port = Number(portText);
+
+let app: ChatApp;
+try {
+  app = await startChatApp(port, host);
+} catch (error) {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "EADDRINUSE") fail(`port ${port} on ${host} is already in use: stop what is using it, or pick another port (PORT=${port === 65535 ? 5001 : port + 1} npm start).`);
+  if (code === "EACCES") fail(`port ${port} needs privileges this process does not have: pick a port above 1023 (PORT=5000 npm start).`);
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") fail(`HOST '${host}' is not an address of this machine (HOST=127.0.0.1 or HOST=0.0.0.0).`);
+  fail(`could not start: ${(error as Error)?.message ?? String(error)}`);
+}
 console.log(`Switchboard chat demo: http://${host === "0.0.0.0" ? "localhost" : host}:${app.port}/  (hub: /hubs/chat)`);
 
 let stopping = false;
