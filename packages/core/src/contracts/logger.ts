@@ -15,14 +15,28 @@ export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-/** A logger that writes one JSON line per entry to stderr, at `level` and above. */
+/** An error as a log field: its stack only at `error` level, where someone has to act on it. */
+function errorField(error: Error, withStack: boolean, depth = 0): Record<string, unknown> {
+  const field: Record<string, unknown> = { name: error.name, message: error.message };
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") field.code = code;
+  if (withStack && typeof error.stack === "string") field.stack = error.stack;
+  if (error.cause instanceof Error && depth < 3) field.cause = errorField(error.cause, withStack, depth + 1); // causes may form a cycle
+  return field;
+}
+
+/**
+ * A logger that writes one JSON line per entry to stderr, at `level` and above (`"debug"`,
+ * `"info"`, `"warn"` (the default), `"error"` or `"silent"`). Errors in fields are written with
+ * name, message and code, plus their stack at `error` level.
+ */
 export function consoleLogger(level: LogLevel = "warn"): Logger {
   const min = RANK[level];
   const write = (at: LogLevel, fields: object, message: string): void => {
     if (RANK[at] < min) return;
     const entry: Record<string, unknown> = { level: at, time: Date.now(), msg: message };
     for (const [key, value] of Object.entries(fields)) {
-      entry[key] = value instanceof Error ? { name: value.name, message: value.message } : value;
+      entry[key] = value instanceof Error ? errorField(value, at === "error") : value;
     }
     // Logging must never throw into the caller (a hub may throw a circular object or a BigInt).
     let line: string;

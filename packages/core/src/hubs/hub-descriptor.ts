@@ -126,6 +126,47 @@ export function describeHub(hubClass: HubClass, explicitPath?: string): HubDescr
   };
 }
 
+/**
+ * Why `args` do not fit the method (for a debug log; never the values, only their types), or
+ * undefined when they do. `parameter` is the name from the method's source when it can be read.
+ */
+export function bindingProblem(method: HubMethodDescriptor, args: readonly unknown[]): { parameter?: string; reason: string } | undefined {
+  if (args.length !== method.parameterCount) {
+    return { reason: `'${method.name}' takes ${method.parameterCount} argument${method.parameterCount === 1 ? "" : "s"}, the client sent ${args.length}` };
+  }
+  const kinds = method.parameters ?? [];
+  for (let i = 0; i < kinds.length; i++) {
+    if (argumentsMatch({ ...method, parameterCount: 1, parameters: [kinds[i]!] }, [args[i]])) continue;
+    const value = args[i];
+    const got = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value === "number" ? "a non-finite number" : typeof value;
+    const parameter = parameterNames(method.invoke)[i] ?? `#${i + 1}`;
+    return { parameter, reason: `parameter '${parameter}' (#${i + 1}) expects ${kinds[i] === "array" ? "an array" : `a ${kinds[i]}`}, got ${got === "number" ? "a number" : got}` };
+  }
+  return undefined;
+}
+
+/** Best-effort parameter names from a function's source (failure path only: never per call). */
+function parameterNames(fn: (...args: unknown[]) => unknown): string[] {
+  const source = Function.prototype.toString.call(fn);
+  const open = source.indexOf("(");
+  if (open === -1) return [];
+  const names: string[] = [];
+  let depth = 0;
+  let start = open + 1;
+  for (let i = open; i < source.length; i++) {
+    const c = source[i]!;
+    if (c === "(" || c === "[" || c === "{") depth++;
+    else if (c === ")" || c === "]" || c === "}") depth--;
+    if ((c === "," && depth === 1) || depth === 0) {
+      const name = /^\s*(?:\.\.\.)?([A-Za-z_$][\w$]*)/.exec(source.slice(start, i))?.[1];
+      if (name !== undefined) names.push(name);
+      start = i + 1;
+      if (depth === 0) break;
+    }
+  }
+  return names;
+}
+
 /** True when `args` fit the method's declared parameters. */
 export function argumentsMatch(method: HubMethodDescriptor, args: readonly unknown[]): boolean {
   if (args.length !== method.parameterCount) return false;

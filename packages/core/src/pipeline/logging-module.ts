@@ -1,13 +1,13 @@
 import { inject, injectable } from "tsyringe";
 import { HubError } from "../contracts/errors.js";
 import { LOGGER, type Logger } from "../contracts/logger.js";
-import type { ErrorContext, HubModule, InvocationContext, LifetimeContext, RejoinModule } from "./hub-module.js";
+import type { HubModule, InvocationContext, LifetimeContext, RejoinModule } from "./hub-module.js";
 
 /**
  * Structured logging of a hub's life: one `info` entry per connect, disconnect and stateful
- * reconnect, one `debug`
- * entry per invocation with its duration and outcome, and an `error` entry for every failure
- * observed by the pipeline. Writes to the server's logger (`LOGGER`, e.g. a pino instance).
+ * reconnect, and one `debug` entry per invocation with its duration and outcome. Failures are not
+ * logged here: the server logs each one itself, once, at `error` (a `HubError` at `debug`), with
+ * or without this module. Writes to the server's logger (`LOGGER`, e.g. a pino instance).
  * Arguments and results are never logged (they may hold personal data), nor are tokens.
  *
  * ```ts
@@ -49,11 +49,6 @@ export class LoggingModule implements HubModule, RejoinModule {
   async onReconnected(ctx: LifetimeContext, next: () => Promise<void>): Promise<void> {
     this.#logger.info({ hub: ctx.hubName, connectionId: ctx.connection.connectionId, user: ctx.connection.userIdentifier }, "Client reconnected.");
     await next();
-  }
-
-  onError(ctx: ErrorContext, error: unknown): void {
-    if (error instanceof HubError) return; // an expected, client-facing outcome
-    this.#logger.error({ hub: ctx.hubName, stage: ctx.stage, method: ctx.methodName, connectionId: ctx.connection?.connectionId, err: error }, "Hub pipeline error.");
   }
 }
 

@@ -1,7 +1,7 @@
 import type { AuthorizationPolicy } from "../hubs/authorization.js";
 import { DependencyResolutionError, GroupNameError, HubError } from "../contracts/errors.js";
 import type { Hub } from "../hubs/hub.js";
-import { argumentsMatch, type HubDescriptor, type HubMethodDescriptor } from "../hubs/hub-descriptor.js";
+import { argumentsMatch, bindingProblem, type HubDescriptor, type HubMethodDescriptor } from "../hubs/hub-descriptor.js";
 import type { HubConnection } from "../connections/hub-connection.js";
 import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
 import type { GroupManager } from "../fan-out/group-manager.js";
@@ -30,7 +30,18 @@ export interface DispatchContext {
 }
 
 /** Thrown inside the pipeline when the (possibly rewritten) arguments do not fit the method. */
-class BindingError extends Error {}
+class BindingError extends Error {
+  readonly parameter: string | undefined;
+  constructor(method: HubMethodDescriptor, message: InvocationMessage, args: unknown) {
+    const problem = !Array.isArray(args)
+      ? { parameter: undefined, reason: "a module set ctx.arguments to something that is not an array" }
+      : message.streamIds !== undefined && message.streamIds.length > 0
+        ? { parameter: undefined, reason: "the client sent stream arguments, which are not supported" }
+        : (bindingProblem(method, args) ?? { parameter: undefined, reason: "the arguments do not fit" });
+    super(problem.reason);
+    this.parameter = problem.parameter;
+  }
+}
 
 /** Builds the error text a client sees for an exception thrown by a hub method. */
 export function invocationErrorText(target: string, error: unknown, detailed: boolean): string {
@@ -127,7 +138,7 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
   let result: unknown;
   try {
     if (!context.pipeline.hasInvoke) {
-      if (!bindable(method, message, message.arguments)) throw new BindingError();
+      if (!bindable(method, message, message.arguments)) throw new BindingError(method, message, message.arguments);
       result = method.invoke.apply(activateHub(context, connection), message.arguments as unknown[]);
       if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") result = await result;
     } else {
@@ -141,13 +152,14 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
         services: connection.container,
       };
       result = await context.pipeline.invoke(invocation, (ctx) => {
-        if (!Array.isArray(ctx.arguments) || !bindable(method, message, ctx.arguments)) throw new BindingError();
+        if (!Array.isArray(ctx.arguments) || !bindable(method, message, ctx.arguments)) throw new BindingError(method, message, ctx.arguments);
         return method.invoke.apply(ctx.hub, ctx.arguments);
       });
     }
   } catch (error) {
     if (error instanceof BindingError) {
-      context.logger.debug({ connectionId: connection.connectionId, target }, "Hub method arguments do not match its parameters.");
+      // Debug only: a client can send anything. The reason names types, never argument values.
+      context.logger.debug({ connectionId: connection.connectionId, hub: context.descriptor.name, target, parameter: error.parameter, reason: error.message }, `Hub method arguments do not match its parameters: ${error.message}.`);
       return fail(context, connection, id, ErrorText.binding(target));
     }
     // The caller is answered first: whatever the logger or an onError module does cannot stop it.
