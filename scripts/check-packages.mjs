@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const PACKAGES = ["core", "protocol-json", "protocol-msgpack", "transport-ws"];
+const PACKAGES = ["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics"];
 const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const dir = mkdtempSync(join(tmpdir(), "switchboard-consumer-"));
 
@@ -33,6 +33,7 @@ import { Hub, SwitchboardServer, consoleLogger } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { WebSocketTransport } from "@switchboard/transport-ws";
+import { SwitchboardMetrics } from "@switchboard/metrics";
 import { HubConnectionBuilder, HttpTransportType } from "@microsoft/signalr";
 import { MessagePackHubProtocol as ClientMessagePack } from "@microsoft/signalr-protocol-msgpack";
 
@@ -53,7 +54,7 @@ class GreetHub extends Hub {
   }
 }
 
-const server = new SwitchboardServer({ hubs: [GreetHub], protocols: [new JsonHubProtocol(), new MessagePackHubProtocol()], logger: consoleLogger("error") });
+const server = new SwitchboardServer({ hubs: [GreetHub], protocols: [new JsonHubProtocol(), new MessagePackHubProtocol()], logger: consoleLogger("error"), observer: new SwitchboardMetrics() });
 const { port } = await new WebSocketTransport(server).listen(0, "127.0.0.1");
 for (const protocol of [undefined, new ClientMessagePack()]) {
   const builder = new HubConnectionBuilder().withUrl(\`http://127.0.0.1:\${port}/hubs/greet\`, { transport: HttpTransportType.WebSockets });
@@ -61,6 +62,7 @@ for (const protocol of [undefined, new ClientMessagePack()]) {
   await connection.start();
   const answer: string = await connection.invoke("Greet", "tarball");
   if (answer !== "hello tarball") throw new Error(\`unexpected answer \${answer}\`);
+  if (server.stats().connections !== 1) throw new Error("stats() does not count the connection");
   await connection.stop();
 }
 await server.close();
@@ -85,6 +87,7 @@ try {
   Object.assign(dependencies, {
     tsyringe: "^4.10.0",
     "reflect-metadata": "^0.2.2",
+    "@opentelemetry/api": "^1.9.0",
     "@microsoft/signalr": dev["@microsoft/signalr"],
     "@microsoft/signalr-protocol-msgpack": dev["@microsoft/signalr-protocol-msgpack"],
   });

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const READMES = ["README.md", "packages/core/README.md", "packages/protocol-json/README.md", "packages/protocol-msgpack/README.md", "packages/transport-ws/README.md"];
+const READMES = ["README.md", ...["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics"].map((name) => `packages/${name}/README.md`)];
 
 /**
  * What the snippets take as given, declared once as globals: a block that declares the same name
@@ -26,6 +26,7 @@ type Req = import("node:http").IncomingMessage;
 type Res = import("node:http").ServerResponse;
 declare const app: {
   use(handler: (req: Req, res: Res, next: () => void) => unknown): void;
+  get(path: string, handler: (req: Req, res: Res & { json(body: unknown): void }) => void): void;
   listen(port: number): import("node:http").Server;
 };
 declare const koa: { use(handler: (ctx: { req: Req; res: Res; respond?: boolean }, next: () => Promise<void>) => Promise<void>): void };

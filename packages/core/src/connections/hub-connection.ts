@@ -1,5 +1,5 @@
 import type { DependencyContainer } from "tsyringe";
-import { InvalidMessageError, MessageTooLargeError, SwitchboardError } from "../contracts/errors.js";
+import { ConnectionTimeoutError, InvalidMessageError, MessageTooLargeError, SwitchboardError } from "../contracts/errors.js";
 import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeRequest } from "./handshake.js";
 import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js";
 import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
@@ -506,6 +506,11 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#writeOutbox();
   }
 
+  /** Bytes queued for this connection or written to its transport but not yet on the network. */
+  get bufferedBytes(): number {
+    return this.#transport.bufferedAmount + this.#outboxBytes;
+  }
+
   #slowConsumer(): void {
     this.#host.logger.warn({ connectionId: this.connectionId, maxBufferedBytes: this.#host.options.maxBufferedBytes }, "Closing a slow consumer.");
     // The Close message goes out even past the cap: it is tiny and tells the client why.
@@ -526,7 +531,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
       return;
     }
     if (now - this.lastReceivedAt >= this.#host.options.clientTimeout) {
-      this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT, allowReconnect: true }, new Error("Client timeout."));
+      this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT, allowReconnect: true }, new ConnectionTimeoutError("Client timeout."));
       return;
     }
     if (now - this.lastSentAt >= this.#host.options.keepAliveInterval && this.#outboxCount === 0) {
@@ -537,7 +542,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
   #tickTracked(replay: ReplayBuffer, now: number): void {
     const options = this.#host.options;
     if (this.#detachedAt !== 0) {
-      if (now - this.#detachedAt >= options.disconnectTimeout) this.#end(new Error("The client did not reconnect within the disconnect timeout."));
+      if (now - this.#detachedAt >= options.disconnectTimeout) this.#end(new ConnectionTimeoutError("The client did not reconnect within the disconnect timeout."));
       return;
     }
     if (now - this.lastReceivedAt >= options.clientTimeout) {

@@ -13,7 +13,8 @@ export type ErrorCode =
   | "SB_ERR_OPTIONS"
   | "SB_ERR_GROUP_NAME"
   | "SB_ERR_SERVER_CLOSED"
-  | "SB_ERR_CORE_MISMATCH";
+  | "SB_ERR_CORE_MISMATCH"
+  | "SB_ERR_TIMEOUT";
 
 /** Base of every Switchboard error. The inner error, if any, is kept as ES `cause`. */
 export class SwitchboardError extends Error {
@@ -76,6 +77,13 @@ export class DependencyResolutionError extends SwitchboardError {
 export class OptionsError extends SwitchboardError {
   constructor(message: string) {
     super("SB_ERR_OPTIONS", message);
+  }
+}
+
+/** A connection ended because its client went silent past `clientTimeout` or `disconnectTimeout`. */
+export class ConnectionTimeoutError extends SwitchboardError {
+  constructor(message: string) {
+    super("SB_ERR_TIMEOUT", message);
   }
 }
 

@@ -14,3 +14,4 @@ export * from "./send-target.js";
 export * from "./hub-lifetime-manager.js";
 export * from "./errors.js";
 export * from "./logger.js";
+export * from "./server-observer.js";

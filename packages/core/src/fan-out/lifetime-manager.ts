@@ -4,7 +4,7 @@ import type { Logger } from "../contracts/logger.js";
 import type { HubLifetimeManager, Recipient } from "../contracts/hub-lifetime-manager.js";
 import type { InvocationMessage } from "../contracts/hub-messages.js";
 import type { SendTarget } from "../contracts/send-target.js";
-import { SerializedMessage } from "./serialized-message.js";
+import { CountedSerializedMessage, SerializedMessage } from "./serialized-message.js";
 
 /** Sets above this size are checked through a `Set` built once per send, smaller ones by scanning. */
 const EXCLUDED_SCAN_LIMIT = 8;
@@ -22,10 +22,13 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   readonly #users = new Map<string, Set<C>>();
   readonly #protocols: readonly HubProtocol[];
   readonly #logger: Logger;
+  readonly #onSent: ((deliveries: readonly number[]) => void) | undefined;
 
-  constructor(protocols: readonly HubProtocol[], logger: Logger) {
+  /** `onSent`, for metrics, gets each send's recipient count per protocol index after it went out. */
+  constructor(protocols: readonly HubProtocol[], logger: Logger, onSent?: (deliveries: readonly number[]) => void) {
     this.#protocols = protocols;
     this.#logger = logger;
+    this.#onSent = onSent;
   }
 
   onConnected(connection: C): void {
@@ -67,7 +70,15 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   }
 
   send(target: SendTarget, message: InvocationMessage): void {
-    const serialized = new SerializedMessage(message, this.#protocols, this.#logger);
+    // Without metrics the only cost is this check, once per send (never per recipient).
+    const onSent = this.#onSent;
+    if (onSent === undefined) return this.#route(target, new SerializedMessage(message, this.#protocols, this.#logger));
+    const counted = new CountedSerializedMessage(message, this.#protocols, this.#logger);
+    this.#route(target, counted);
+    onSent(counted.deliveries);
+  }
+
+  #route(target: SendTarget, serialized: SerializedMessage): void {
     switch (target.kind) {
       case "all":
         this.#deliverAll(this.connections.values(), serialized, target.excluded);

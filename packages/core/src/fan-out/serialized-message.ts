@@ -40,3 +40,23 @@ export class SerializedMessage {
     return record;
   }
 }
+
+/**
+ * A {@link SerializedMessage} that also counts its recipients per protocol. Used only when the
+ * server has an observer: without one the send path keeps the plain class and counts nothing.
+ */
+export class CountedSerializedMessage extends SerializedMessage {
+  /** Recipients that got the message, by protocol index. */
+  readonly deliveries: number[];
+
+  constructor(message: HubMessage, protocols: readonly HubProtocol[], logger: Logger) {
+    super(message, protocols, logger);
+    this.deliveries = new Array<number>(protocols.length).fill(0);
+  }
+
+  override recordFor(index: number): SerializedRecord | null {
+    const record = super.recordFor(index);
+    if (record !== null) this.deliveries[index]!++;
+    return record;
+  }
+}

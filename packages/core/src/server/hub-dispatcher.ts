@@ -6,6 +6,7 @@ import type { HubConnection } from "../connections/hub-connection.js";
 import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
 import type { GroupManager } from "../fan-out/group-manager.js";
 import type { Logger } from "../contracts/logger.js";
+import type { InvocationOutcome } from "../contracts/server-observer.js";
 import type { InvocationContext } from "../pipeline/hub-module.js";
 import type { HubPipeline } from "../pipeline/hub-pipeline.js";
 import { SerializedRecord } from "../contracts/transport.js";
@@ -122,18 +123,23 @@ function bindable(method: HubMethodDescriptor, message: InvocationMessage, args:
  * `invoke` modules around the call (skipped entirely when there are none), and answers with exactly
  * one Completion when the client sent an invocation id (and nothing otherwise).
  */
-export async function dispatchInvocation(context: DispatchContext, connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void> {
+export async function dispatchInvocation(context: DispatchContext, connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<InvocationOutcome | undefined> {
   const id = message.invocationId;
   const target = message.target;
   const method = context.descriptor.methods.get(target.toLowerCase());
   if (method === undefined) {
     context.logger.debug({ connectionId: connection.connectionId, target }, "Unknown hub method.");
-    return fail(context, connection, id, ErrorText.unknownMethod(target));
+    fail(context, connection, id, ErrorText.unknownMethod(target));
+    return undefined; // not reported: the name is the client's choice
   }
-  if (message.type === MessageType.StreamInvocation) return fail(context, connection, id, ErrorText.streamingMismatch(target));
+  if (message.type === MessageType.StreamInvocation) {
+    fail(context, connection, id, ErrorText.streamingMismatch(target));
+    return "binding_failed";
+  }
   if (method.authorization.length > 0 && !(await authorized(context, connection, method, message.arguments))) {
     context.logger.debug({ connectionId: connection.connectionId, target }, "Unauthorized hub method call.");
-    return fail(context, connection, id, ErrorText.unauthorized(target));
+    fail(context, connection, id, ErrorText.unauthorized(target));
+    return "unauthorized";
   }
   let result: unknown;
   try {
@@ -160,7 +166,8 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
     if (error instanceof BindingError) {
       // Debug only: a client can send anything. The reason names types, never argument values.
       context.logger.debug({ connectionId: connection.connectionId, hub: context.descriptor.name, target, parameter: error.parameter, reason: error.message }, `Hub method arguments do not match its parameters: ${error.message}.`);
-      return fail(context, connection, id, ErrorText.binding(target));
+      fail(context, connection, id, ErrorText.binding(target));
+      return "binding_failed";
     }
     // The caller is answered first: whatever the logger or an onError module does cannot stop it.
     fail(context, connection, id, invocationErrorText(target, error, context.detailedErrors));
@@ -168,9 +175,10 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
     const level = error instanceof HubError || error instanceof GroupNameError ? "debug" : "error";
     context.logger[level]({ connectionId: connection.connectionId, hub: context.descriptor.name, target, err: error }, "Hub method failed.");
     context.pipeline.reportError({ hubName: context.descriptor.name, stage: "invoke", connection: connection.callerContext, methodName: method.name }, error);
-    return;
+    return level === "debug" ? "hub_error" : "failed";
   }
   if (id !== undefined && id !== "") {
     complete(connection, context, { type: MessageType.Completion, invocationId: id, hasResult: true, result: result === undefined ? null : result });
   }
+  return "completed";
 }

@@ -20,6 +20,7 @@ import { admitted, isRefusal, Refusal } from "./admission.js";
 import { SerializedRecord, TRANSPORT_TYPES, type ConnectionHandle, type ConnectionRequest, type TransportConnection, type TransportType } from "../contracts/transport.js";
 import { ConnectionRequestContext, type RequestContext } from "../hubs/request-context.js";
 import type { ConnectionEndpoint } from "./connection-endpoint.js";
+import type { ConnectionEndStatus, HubStats, ServerObserver } from "../contracts/server-observer.js";
 
 /** Sends to a hub's clients and manages its groups from outside hub methods. */
 export interface HubContext<TClient extends ClientMethods = AnyClient> {
@@ -55,6 +56,9 @@ export interface PendingConnection {
   /** The token's negotiate offered stateful reconnect (always false without a token). */
   readonly statefulReconnect: boolean;
 }
+
+/** Transports as ASP.NET Core's `signalr.transport` metric attribute names them. */
+const SIGNALR_TRANSPORT: Readonly<Record<TransportType, string>> = { WebSockets: "web_sockets", ServerSentEvents: "server_sent_events", LongPolling: "long_polling" };
 
 const NOTHING = (): void => undefined;
 const CONNECTED = Promise.resolve(true);
@@ -137,6 +141,9 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   readonly #resumable = new Map<string, HubConnection>();
   /** Admitted reattaches, until their transport opens or is abandoned. */
   readonly #reattaches = new WeakMap<PendingConnection, HubConnection>();
+  readonly #observer: ServerObserver | undefined;
+  /** Start time and transport of each connection, kept only when there is an observer. */
+  readonly #started = new WeakMap<HubConnection, { at: number; transport: string }>();
   #closing = false;
 
   constructor(descriptor: HubDescriptor, options: ResolvedOptions, container: DependencyContainer, scheduler: FlushScheduler, pipeline: HubPipeline, transports: readonly TransportType[] = TRANSPORT_TYPES) {
@@ -148,7 +155,13 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     this.detailedErrors = options.detailedErrors;
     this.pipeline = pipeline;
     this.#container = container;
-    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger);
+    const observer = (this.#observer = options.observer);
+    let onSent: ((deliveries: readonly number[]) => void) | undefined;
+    if (observer?.messageSent !== undefined) {
+      const names = options.protocols.map((protocol) => protocol.name);
+      onSent = (deliveries) => this.#observe(() => observer.messageSent!(descriptor.name, names, deliveries));
+    }
+    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent);
     this.groupManager = new DefaultGroupManager(this.lifetimeManager);
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
     this.store = new ConnectionStore(options.unusedTokenTimeout);
@@ -285,6 +298,12 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     connection.user = pending.user;
     if (pending.token !== undefined) this.#tokens.set(connection, pending.token);
     this.connections.add(connection);
+    const observer = this.#observer;
+    if (observer !== undefined) {
+      const transportName = request.transport === undefined ? "unknown" : SIGNALR_TRANSPORT[request.transport];
+      this.#started.set(connection, { at: performance.now(), transport: transportName });
+      if (observer.connectionStarted !== undefined) this.#observe(() => observer.connectionStarted!(this.descriptor.name, transportName));
+    }
     // A connection that may be resumed on another transport gets a handle per transport.
     return pending.statefulReconnect ? new TransportLease(connection, transport) : connection;
   }
@@ -339,11 +358,46 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   }
 
   invoke(connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void> {
-    return dispatchInvocation(this, connection, message);
+    const observer = this.#observer;
+    if (observer?.invocationCompleted === undefined) return dispatchInvocation(this, connection, message) as Promise<unknown> as Promise<void>;
+    return this.#timedInvoke(observer, connection, message);
+  }
+
+  async #timedInvoke(observer: ServerObserver, connection: HubConnection, message: InvocationMessage | StreamInvocationMessage): Promise<void> {
+    const started = performance.now();
+    const outcome = await dispatchInvocation(this, connection, message);
+    const method = outcome === undefined ? undefined : this.descriptor.methods.get(message.target.toLowerCase());
+    if (method !== undefined) this.#observe(() => observer.invocationCompleted!(this.descriptor.name, method.name, outcome!, (performance.now() - started) / 1000));
+  }
+
+  /** Calls the observer; one that throws is logged, never lets the server's work fail. */
+  #observe(call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.logger.error({ hub: this.descriptor.name, err: error }, "The server observer threw.");
+    }
+  }
+
+  #connectionEnded(connection: HubConnection, error: Error | undefined): void {
+    const observer = this.#observer!;
+    const started = this.#started.get(connection);
+    if (started === undefined || observer.connectionEnded === undefined) return;
+    const code = (error as { code?: unknown } | undefined)?.code;
+    const status: ConnectionEndStatus = this.#closing ? "app_shutdown" : code === "SB_ERR_TIMEOUT" ? "timeout" : code === "SB_ERR_LIMIT_BUFFERED_BYTES" ? "slow_consumer" : "normal_closure";
+    this.#observe(() => observer.connectionEnded!(this.descriptor.name, started.transport, status, (performance.now() - started.at) / 1000));
+  }
+
+  /** Counts for `server.stats()`: one pass over this hub's connections. */
+  stats(): HubStats {
+    let bufferedBytes = 0;
+    for (const connection of this.connections) bufferedBytes += connection.bufferedBytes;
+    return { path: this.descriptor.path, connections: this.connections.size, groups: this.lifetimeManager.groups.size, bufferedBytes };
   }
 
   ended(connection: HubConnection, error: Error | undefined): void {
     if (!this.connections.delete(connection)) return;
+    if (this.#observer !== undefined) this.#connectionEnded(connection, error);
     const token = this.#tokens.get(connection);
     if (token !== undefined) {
       this.store.release(token);

@@ -7,6 +7,7 @@ import type { ConnectionRequest } from "../contracts/transport.js";
 import type { AuthorizationPolicy } from "../hubs/authorization.js";
 import type { Principal } from "../hubs/hub-caller-context.js";
 import type { HubModuleRegistration } from "../pipeline/hub-module.js";
+import type { ServerObserver } from "../contracts/server-observer.js";
 
 /** The facts a `userIdProvider` sees about a connecting client. */
 export interface UserIdContext {
@@ -90,10 +91,13 @@ export interface ServerOptions {
   readonly modules?: readonly HubModuleRegistration[];
   /** Where the server logs. Default: JSON lines on stderr at level "warn". */
   readonly logger?: Logger;
+  /** Told about connections, sends and invocations, for metrics (e.g. `new SwitchboardMetrics()`). Default: none, at no cost. */
+  readonly observer?: ServerObserver;
 }
 
 /** {@link ServerOptions} with every default applied. */
-export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies">> {
+export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies" | "observer">> {
+  readonly observer: ServerObserver | undefined;
   readonly authenticate: ServerOptions["authenticate"];
   readonly policies: ReadonlyMap<string, AuthorizationPolicy>;
 }
@@ -152,7 +156,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "protocols", "hubs", "container", "keepAliveInterval", "clientTimeout", "handshakeTimeout", "maxMessageSize", "maxDepth",
   "maxBufferedBytes", "maxInvocationIdLength", "maxParallelInvocations", "maxQueuedInvocations", "unusedTokenTimeout",
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
-  "authenticate", "userIdProvider", "policies", "modules", "logger",
+  "authenticate", "userIdProvider", "policies", "modules", "logger", "observer",
 ];
 
 /** Edit distance, case-insensitive (option names are short: the quadratic cost is nothing). */
@@ -214,6 +218,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new OptionsError(`Option 'statefulReconnect' must be a boolean, got ${typeof options.statefulReconnect}.`);
   }
   if (options.modules !== undefined && !Array.isArray(options.modules)) throw new OptionsError("Option 'modules' must be an array.");
+  if (options.observer !== undefined && (options.observer === null || typeof options.observer !== "object")) throw new OptionsError("Option 'observer' must be an object (e.g. new SwitchboardMetrics() from @switchboard/metrics).");
   const resolved: ResolvedOptions = {
     protocols,
     keepAliveInterval: duration("keepAliveInterval", options.keepAliveInterval ?? DEFAULTS.keepAliveInterval),
@@ -235,6 +240,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     authenticate: optionalFunction("authenticate", options.authenticate),
     policies: new Map(Object.entries(options.policies ?? {})),
     modules: options.modules ?? [],
+    observer: options.observer,
     logger: checkLogger(options.logger ?? consoleLogger()),
   };
   warnUnknownKeys(options, OPTION_KEYS, "server", resolved.logger);

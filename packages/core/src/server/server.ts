@@ -12,6 +12,7 @@ import type { TransportType } from "../contracts/transport.js";
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
 import { hubModules } from "../pipeline/use-modules.js";
 import { LOGGER } from "../contracts/logger.js";
+import type { HubStats, ServerStats } from "../contracts/server-observer.js";
 import type { HubModuleRegistration, PipelineModule } from "../pipeline/hub-module.js";
 import { HubPipeline } from "../pipeline/hub-pipeline.js";
 
@@ -78,6 +79,7 @@ export class SwitchboardServer {
     this.container.register(LOGGER, { useValue: this.options.logger });
     this.#globalModules = this.options.modules.map((module) => this.#module(module));
     for (const hub of options.hubs ?? []) this.addHub(hub);
+    this.options.observer?.attached?.(() => this.stats());
     // One timer for every connection: keep-alive pings, client timeouts and, for stateful
     // reconnect, Acks (about once a second, §8.2) and the end of reconnect windows.
     const period = Math.max(5, Math.min(1000, this.options.keepAliveInterval / 4, this.options.clientTimeout / 4, this.options.disconnectTimeout / 4));
@@ -169,6 +171,25 @@ export class SwitchboardServer {
     const endpoint = this.#byClass.get(hub);
     if (endpoint === undefined) throw new HubDefinitionError(`Hub '${hub.name}' is not registered on this server.`);
     return endpoint.context as unknown as HubContext<TClient>;
+  }
+
+  /**
+   * A snapshot for health endpoints: connections, groups and buffered bytes, in total and per hub
+   * (by class name). One pass over the connections; no per-send cost.
+   */
+  stats(): ServerStats {
+    const hubs: Record<string, HubStats> = {};
+    let connections = 0;
+    let groups = 0;
+    let bufferedBytes = 0;
+    for (const endpoint of this.#endpoints.values()) {
+      const hub = endpoint.stats();
+      hubs[endpoint.descriptor.name] = hub;
+      connections += hub.connections;
+      groups += hub.groups;
+      bufferedBytes += hub.bufferedBytes;
+    }
+    return { connections, groups, bufferedBytes, hubs };
   }
 
   /** Called by transports when they attach; `close()` stops them. */
