@@ -3,7 +3,7 @@ import { MeterProvider, MetricReader, type DataPoint, type Histogram, type Resou
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Hub, HubError, HubMethod } from "@switchboard/core";
 import { SwitchboardMetrics } from "../src/index.js";
-import { closeAll, connectClient, RawClient, RS, startServer, until } from "../../../test-support/harness.js";
+import { closeAll, connectClient, RawClient, RS, signalR, startServer, until } from "../../../test-support/harness.js";
 
 /** Collects on demand: the SDK's in-memory path without an exporter's timer. */
 class ManualReader extends MetricReader {
@@ -137,6 +137,20 @@ describe("SwitchboardMetrics", () => {
     const metrics = await collect();
     expect(point(metrics.get(`${OWN}/switchboard.connection.slow_consumer_closes`), HUB)?.value).toBe(1);
     expect((point(metrics.get(`${CONNECTIONS}/signalr.server.connection.duration`), { ...WS, "signalr.connection.status": "slow_consumer" })?.value as Histogram).count).toBe(1);
+  });
+
+  it.each([
+    ["long_polling", signalR.HttpTransportType.LongPolling],
+    ["server_sent_events", signalR.HttpTransportType.ServerSentEvents],
+  ])("names the %s transport as ASP.NET Core does", async (name, transport) => {
+    const server = await startServer([MeteredHub], { observer: new SwitchboardMetrics({ meterProvider: provider }) });
+    const url = server.url("/hubs/metered");
+    const client = await connectClient(url, "json", (builder) => builder.withUrl(url, { transport }));
+    expect(point((await collect()).get(`${CONNECTIONS}/signalr.server.active_connections`), { "signalr.transport": name })?.value).toBe(1);
+    await client.stop();
+    await until(() => server.server.stats().connections === 0);
+    const ended = point((await collect()).get(`${CONNECTIONS}/signalr.server.connection.duration`), { "signalr.transport": name, "signalr.connection.status": "normal_closure" });
+    expect((ended?.value as Histogram).count).toBe(1);
   });
 
   it("one instance observes one server", async () => {

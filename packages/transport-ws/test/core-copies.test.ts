@@ -66,6 +66,18 @@ describe("the transport fails closed on what it does not recognize", () => {
     expect(server.server.endpoint("/secure")!.connections.size).toBe(0);
     expect(server.logger.entries.some((entry) => entry.level === "error")).toBe(true);
   });
+
+  it.each([
+    ["Server-Sent Events", { accept: "text/event-stream" }],
+    ["long polling", {}],
+  ])("a look-alike admission on a %s connect is answered 500 and never connects", async (_name, headers) => {
+    const server = await startServer([SecureHub]);
+    answerWith(server.server.endpoint("/secure")!, () => ({ connectionId: "x", token: "t", user: null, statefulReconnect: false }));
+    const response = await fetch(`${server.url("/secure")}?id=t`, { headers });
+    expect(response.status).toBe(500);
+    await response.body?.cancel();
+    expect(server.server.endpoint("/secure")!.connections.size).toBe(0);
+  });
 });
 
 describe("one core per app", () => {
