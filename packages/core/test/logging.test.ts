@@ -72,3 +72,21 @@ describe("logging", () => {
     expect(entries[1]!.err.cause!.stack).toContain("Error: inner");
   });
 });
+
+describe("a server observer that throws", () => {
+  it("is logged and never breaks connects, sends, calls or disconnects", async () => {
+    const boom = (): never => {
+      throw new Error("observer bug");
+    };
+    const observer = { connectionStarted: boom, connectionEnded: boom, messageSent: boom, invocationCompleted: boom };
+    const server = await startServer([LoggedHub], { observer });
+    const client = await connectClient(server.url("/hubs/logged"));
+    expect(await client.invoke("Add", 1, 2)).toBe(3);
+    await server.server.hubContext(LoggedHub).clients.all.send("Note", "x");
+    await client.stop();
+    await until(() => server.server.stats().connections === 0);
+    const messages = server.logger.entries.filter((entry) => entry.message === "The server observer threw.");
+    expect(messages.length).toBe(4);
+    expect(messages.every((entry) => entry.level === "error")).toBe(true);
+  });
+});

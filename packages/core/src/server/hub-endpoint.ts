@@ -159,7 +159,13 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     let onSent: ((deliveries: readonly number[]) => void) | undefined;
     if (observer?.messageSent !== undefined) {
       const names = options.protocols.map((protocol) => protocol.name);
-      onSent = (deliveries) => this.#observe(() => observer.messageSent!(descriptor.name, names, deliveries));
+      onSent = (deliveries) => {
+        try {
+          observer.messageSent!(descriptor.name, names, deliveries); // no closure per send
+        } catch (error) {
+          this.logger.error({ hub: descriptor.name, err: error }, "The server observer threw.");
+        }
+      };
     }
     this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent);
     this.groupManager = new DefaultGroupManager(this.lifetimeManager);
