@@ -60,6 +60,7 @@ describe("core layout", () => {
     ["contracts/transport.ts", "TransportConnection"],
     ["contracts/hub-protocol.ts", "HubProtocol"],
     ["contracts/hub-lifetime-manager.ts", "HubLifetimeManager"],
+    ["contracts/membership-store.ts", "MembershipStore"],
     ["pipeline/hub-module.ts", "HubModule"],
     ["pipeline/hub-module.ts", "RejoinModule"],
   ])("%s: %s has six members or fewer", (file, name) => {

@@ -14,7 +14,9 @@ export type ErrorCode =
   | "SB_ERR_GROUP_NAME"
   | "SB_ERR_SERVER_CLOSED"
   | "SB_ERR_CORE_MISMATCH"
-  | "SB_ERR_TIMEOUT";
+  | "SB_ERR_TIMEOUT"
+  | "SB_ERR_GROUP_PERSIST"
+  | "SB_ERR_REJOIN_KEY";
 
 /** Base of every Switchboard error. The inner error, if any, is kept as ES `cause`. */
 export class SwitchboardError extends Error {
@@ -101,5 +103,19 @@ export class GroupNameError extends SwitchboardError {
 export class CoreMismatchError extends SwitchboardError {
   constructor(message: string) {
     super("SB_ERR_CORE_MISMATCH", message);
+  }
+}
+
+/** `groups.add/remove(…, { persist: true })` for a connection that is not here or has no user. */
+export class GroupPersistError extends SwitchboardError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("SB_ERR_GROUP_PERSIST", message, options);
+  }
+}
+
+/** The `rejoin` option is on without a usable key (none, or one shorter than 32 bytes); found at construction. */
+export class RejoinKeyError extends SwitchboardError {
+  constructor(message: string) {
+    super("SB_ERR_REJOIN_KEY", message);
   }
 }

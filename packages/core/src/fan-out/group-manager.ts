@@ -10,8 +10,10 @@ import type { DefaultHubLifetimeManager } from "./lifetime-manager.js";
  * this server's view of its own connections; none of them scans all groups.
  */
 export interface GroupManager {
-  add(connectionId: string, group: string): Promise<void>;
-  remove(connectionId: string, group: string): Promise<void>;
+  /** Adds a connection to a group; with `persist`, also records it for the connection's user (see {@link GroupOptions}). */
+  add(connectionId: string, group: string, options?: GroupOptions): Promise<void>;
+  /** Removes a connection from a group; with `persist`, also forgets it for the connection's user. */
+  remove(connectionId: string, group: string, options?: GroupOptions): Promise<void>;
   /** Members of `group` on this server (0 when it does not exist). */
   count(group: string): number;
   has(group: string, connectionId: string): boolean;
@@ -21,6 +23,17 @@ export interface GroupManager {
   members(group: string): IterableIterator<string>;
   /** Names of the groups that have at least one member. */
   list(): IterableIterator<string>;
+}
+
+/** Options of `groups.add` and `groups.remove`. */
+export interface GroupOptions {
+  /**
+   * Also record (add) or forget (remove) the membership for the connection's user in the server's
+   * `membershipStore`, so that user's future connections start in the group. The promise settles
+   * once the store has; a connection without a user (or not on this server) rejects with
+   * `SB_ERR_GROUP_PERSIST`, and a store failure rejects with the store's error.
+   */
+  readonly persist?: boolean;
 }
 
 function* connectionIds(members: Iterable<{ readonly connectionId: string }>): IterableIterator<string> {

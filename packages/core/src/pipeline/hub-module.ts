@@ -48,7 +48,7 @@ export interface ConnectContext {
 /** Where an error observed by `onError` happened. */
 export interface ErrorContext {
   readonly hubName: string;
-  readonly stage: "invoke" | "connected" | "disconnected" | "reconnected" | "outgoing";
+  readonly stage: "invoke" | "connected" | "disconnected" | "reconnected" | "rejoining" | "outgoing";
   readonly connection?: HubCallerContext;
   readonly methodName?: string;
 }
@@ -82,7 +82,12 @@ export interface HubModule {
 export interface RejoinModule {
   /** Around a reconnect of an existing logical connection (stateful reconnect). */
   onReconnected?(ctx: LifetimeContext, next: () => Promise<void>): void | Promise<void>;
-  /** Decides which of the groups a reconnecting connection claims it may keep. */
+  /**
+   * Decides which of the groups a new connection claims (from a rejoin token and from the user's
+   * persisted membership) it may join: return the ones to keep. Runs before the connection's
+   * `onConnected` and first invocation; groups not claimed are ignored, a throw keeps none (the
+   * connection still starts). The client is told which groups it got back.
+   */
   rejoiningGroups?(ctx: LifetimeContext, groups: readonly string[]): readonly string[] | Promise<readonly string[]>;
 }
 

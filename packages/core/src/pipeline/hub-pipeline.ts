@@ -71,6 +71,9 @@ export class HubPipeline {
   get hasOutgoing(): boolean {
     return this.#outgoing.length > 0;
   }
+  get hasRejoiningGroups(): boolean {
+    return this.#rejoining.length > 0;
+  }
   get hasAuthorizeConnect(): boolean {
     return this.#authorizeConnect.length > 0;
   }

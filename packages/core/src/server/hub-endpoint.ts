@@ -1,7 +1,9 @@
 import type { DependencyContainer } from "tsyringe";
 import { DefaultHubCallerClients, DefaultHubClients, type AnyClient, type ClientMethods, type HubClients, type MessageSender } from "../fan-out/clients.js";
 import { ConnectionStore, newId } from "../connections/connection-store.js";
-import { DefaultGroupManager, type GroupManager } from "../fan-out/group-manager.js";
+import type { GroupManager } from "../fan-out/group-manager.js";
+import { EndpointGroupManager } from "./endpoint-group-manager.js";
+import { GroupRejoin } from "./group-rejoin.js";
 import type { Hub } from "../hubs/hub.js";
 import type { HubCallerContext } from "../hubs/hub-caller-context.js";
 import { HubConnection, TransportLease, type ConnectionHost } from "../connections/hub-connection.js";
@@ -128,6 +130,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   readonly lifetimeManager: DefaultHubLifetimeManager<HubConnection>;
   readonly groupManager: GroupManager;
   readonly context: HubContext;
+  readonly #rejoin: GroupRejoin;
   /** Every live connection, handshaking or connected (for keep-alive and shutdown). */
   readonly connections = new Set<HubConnection>();
   readonly store: ConnectionStore;
@@ -168,7 +171,8 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       };
     }
     this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent);
-    this.groupManager = new DefaultGroupManager(this.lifetimeManager);
+    this.#rejoin = new GroupRejoin(this);
+    this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin);
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
     this.store = new ConnectionStore(options.unusedTokenTimeout);
     options.protocols.forEach((protocol, index) => this.#protocolIndex.set(protocol.name, index));
@@ -336,9 +340,16 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       const token = this.#tokens.get(connection);
       if (token !== undefined) this.#resumable.set(token, connection);
     }
-    if (!this.descriptor.hasOnConnected && !this.pipeline.hasConnected) return undefined;
+    // Groups from a rejoin token or the membership store are joined first: onConnected and the
+    // first invocation already see them, and the client hears `sb.rejoined` before anything else.
+    const restoring = this.#rejoin.restore(connection);
+    if (!this.descriptor.hasOnConnected && !this.pipeline.hasConnected) {
+      if (restoring === undefined) return undefined;
+      this.#onConnectedRuns.set(connection, restoring.then(() => true));
+      return restoring;
+    }
     // The connection holds its invocations, and its onDisconnected, until onConnected has finished.
-    const run = this.#runOnConnected(connection);
+    const run = restoring === undefined ? this.#runOnConnected(connection) : restoring.then(() => this.#runOnConnected(connection));
     this.#onConnectedRuns.set(connection, run);
     return run.then(NOTHING);
   }
@@ -404,6 +415,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   ended(connection: HubConnection, error: Error | undefined): void {
     if (!this.connections.delete(connection)) return;
     if (this.#observer !== undefined) this.#connectionEnded(connection, error);
+    this.#rejoin.ended(connection);
     const token = this.#tokens.get(connection);
     if (token !== undefined) {
       this.store.release(token);
@@ -479,7 +491,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     });
   }
 
-  /** Which of `claimed` groups a reconnecting connection may rejoin (the modules decide). */
+  /** Which of `claimed` groups a new connection may rejoin (the modules decide); called by {@link GroupRejoin} at connect. */
   rejoiningGroups(connection: HubConnection, claimed: readonly string[]): Promise<readonly string[]> {
     return this.pipeline.rejoiningGroups(this.#lifetimeContext(connection, activateHub(this, connection)), claimed);
   }

@@ -10,5 +10,7 @@
 export * from "./options.js";
 export * from "./hub-endpoint.js";
 export * from "./server.js";
+export * from "./rejoin-token.js";
+export * from "./memory-membership-store.js";
 export * from "./connection-endpoint.js";
 export { ConnectionHandlerEndpoint, type ConnectionHandler, type ConnectionHandlerOptions, type RawConnection } from "./connection-handler-endpoint.js";

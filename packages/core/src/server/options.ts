@@ -8,6 +8,9 @@ import type { AuthorizationPolicy } from "../hubs/authorization.js";
 import type { Principal } from "../hubs/hub-caller-context.js";
 import type { HubModuleRegistration } from "../pipeline/hub-module.js";
 import type { ServerObserver } from "../contracts/server-observer.js";
+import type { MembershipStore } from "../contracts/membership-store.js";
+import { MemoryMembershipStore } from "./memory-membership-store.js";
+import { RejoinTokens, type RejoinOptions } from "./rejoin-token.js";
 
 /** The facts a `userIdProvider` sees about a connecting client. */
 export interface UserIdContext {
@@ -93,11 +96,24 @@ export interface ServerOptions {
   readonly logger?: Logger;
   /** Told about connections, sends and invocations, for metrics (e.g. `new SwitchboardMetrics()`). Default: none, at no cost. */
   readonly observer?: ServerObserver;
+  /**
+   * Signed rejoin tokens: a client that asked for them (`@switchboard/client`) gets a token naming
+   * its groups whenever they change, and a new connection presenting it is put back in those
+   * groups (after the `rejoiningGroups` module hook) before its first invocation. Off by default;
+   * on, it needs a key of at least 32 bytes (`SB_ERR_REJOIN_KEY` otherwise).
+   */
+  readonly rejoin?: RejoinOptions;
+  /** Where `groups.add/remove(…, { persist: true })` record membership. Default: an in-memory store. */
+  readonly membershipStore?: MembershipStore;
+  /** How long a connecting user waits for `membershipStore.groupsOf`; past it, they connect without those groups (logged). Default 2 000. */
+  readonly membershipTimeout?: number;
 }
 
 /** {@link ServerOptions} with every default applied. */
-export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies" | "observer">> {
+export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies" | "observer" | "rejoin">> {
   readonly observer: ServerObserver | undefined;
+  /** Present when the `rejoin` option is. */
+  readonly rejoin: RejoinTokens | undefined;
   readonly authenticate: ServerOptions["authenticate"];
   readonly policies: ReadonlyMap<string, AuthorizationPolicy>;
 }
@@ -118,6 +134,7 @@ export const DEFAULTS = {
   statefulReconnect: true,
   statefulReconnectBufferSize: 100_000,
   disconnectTimeout: 15_000,
+  membershipTimeout: 2_000,
 } as const;
 
 /** Longest delay Node's timers honour; a larger one fires after 1 ms. */
@@ -156,7 +173,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "protocols", "hubs", "container", "keepAliveInterval", "clientTimeout", "handshakeTimeout", "maxMessageSize", "maxDepth",
   "maxBufferedBytes", "maxInvocationIdLength", "maxParallelInvocations", "maxQueuedInvocations", "unusedTokenTimeout",
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
-  "authenticate", "userIdProvider", "policies", "modules", "logger", "observer",
+  "authenticate", "userIdProvider", "policies", "modules", "logger", "observer", "rejoin", "membershipStore", "membershipTimeout",
 ];
 
 /** Edit distance, case-insensitive (option names are short: the quadratic cost is nothing). */
@@ -190,6 +207,13 @@ export function warnUnknownKeys(options: object, valid: readonly string[], what:
     const hint = closest === undefined ? "" : ` Did you mean '${closest}'?`;
     logger.warn({ option: key }, `Unknown ${what} option '${key}' is ignored.${hint}`);
   }
+}
+
+function checkStore(store: MembershipStore): MembershipStore {
+  for (const method of ["add", "remove", "groupsOf"] as const) {
+    if (typeof store?.[method] !== "function") throw new OptionsError(`Option 'membershipStore' needs a '${method}' method.`);
+  }
+  return store;
 }
 
 /** Applies defaults and rejects impossible combinations. */
@@ -242,6 +266,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     modules: options.modules ?? [],
     observer: options.observer,
     logger: checkLogger(options.logger ?? consoleLogger()),
+    rejoin: options.rejoin === undefined ? undefined : new RejoinTokens(options.rejoin),
+    membershipStore: checkStore(options.membershipStore ?? new MemoryMembershipStore()),
+    membershipTimeout: duration("membershipTimeout", options.membershipTimeout ?? DEFAULTS.membershipTimeout),
   };
   warnUnknownKeys(options, OPTION_KEYS, "server", resolved.logger);
   return resolved;

@@ -1,0 +1,50 @@
+import { GroupPersistError } from "../contracts/errors.js";
+import type { MembershipStore } from "../contracts/membership-store.js";
+import { DefaultGroupManager, type GroupOptions } from "../fan-out/group-manager.js";
+import { checkGroupName } from "../fan-out/group-registry.js";
+import type { DefaultHubLifetimeManager } from "../fan-out/lifetime-manager.js";
+import type { HubConnection } from "../connections/hub-connection.js";
+import type { GroupRejoin } from "./group-rejoin.js";
+
+/**
+ * A hub's group manager: the in-memory one, plus `{ persist: true }` through the membership store
+ * and a fresh rejoin token for clients that asked for them. Without either, an add or remove costs
+ * one Set lookup more than the in-memory manager.
+ */
+export class EndpointGroupManager extends DefaultGroupManager {
+  readonly #hub: string;
+  readonly #manager: DefaultHubLifetimeManager<HubConnection>;
+  readonly #store: MembershipStore;
+  readonly #rejoin: GroupRejoin;
+
+  constructor(hub: string, manager: DefaultHubLifetimeManager<HubConnection>, store: MembershipStore, rejoin: GroupRejoin) {
+    super(manager);
+    this.#hub = hub;
+    this.#manager = manager;
+    this.#store = store;
+    this.#rejoin = rejoin;
+  }
+
+  override async add(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+    // Recorded first: when the store fails, nothing changed and the caller learns it.
+    if (options?.persist === true) await this.#store.add(this.#hub, this.#userOf(connectionId, group), group);
+    await super.add(connectionId, group);
+    this.#rejoin.changed(connectionId);
+  }
+
+  override async remove(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+    const user = options?.persist === true ? this.#userOf(connectionId, group) : undefined;
+    await super.remove(connectionId, group);
+    this.#rejoin.changed(connectionId);
+    if (user !== undefined) await this.#store.remove(this.#hub, user, group);
+  }
+
+  #userOf(connectionId: string, group: string): string {
+    checkGroupName(group);
+    const connection = this.#manager.connections.get(connectionId);
+    if (connection === undefined) throw new GroupPersistError(`Cannot persist group membership of connection '${connectionId}': it is not connected to this server.`);
+    const user = connection.userIdentifier;
+    if (user === null) throw new GroupPersistError(`Cannot persist group membership of connection '${connectionId}': it has no user identifier (see 'authenticate' and 'userIdProvider').`);
+    return user;
+  }
+}
