@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SwitchboardServer, type ServerOptions } from "@switchboard/core";
+import { MemoryMembershipStore, SwitchboardServer, type ServerOptions } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { HttpTransport } from "@switchboard/transport-ws";
@@ -21,6 +21,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const STATIC: Record<string, { file: string; type: string }> = {
   "/": { file: join(here, "..", "public", "index.html"), type: "text/html; charset=utf-8" },
   "/signalr.min.js": { file: require.resolve("@microsoft/signalr/dist/browser/signalr.min.js"), type: "text/javascript; charset=utf-8" },
+  "/switchboard-client.js": { file: require.resolve("@switchboard/client"), type: "text/javascript; charset=utf-8" },
   "/signalr-protocol-msgpack.min.js": {
     file: require.resolve("@microsoft/signalr-protocol-msgpack/dist/browser/signalr-protocol-msgpack.min.js"),
     type: "text/javascript; charset=utf-8",
@@ -50,11 +51,34 @@ export interface ChatApp {
   close(): Promise<void>;
 }
 
-/** Starts the chat demo on `port` (0 = any free port) of `host`. */
+/**
+ * The demo's rejoin key, the same on every start so rooms survive a restart. Development only: a
+ * real deployment sets its own secret (32 random bytes or more) through `SB_REJOIN_KEY`.
+ */
+export const DEVELOPMENT_REJOIN_KEY = "switchboard-chat-demo-development-key-not-a-secret";
+
+/** Where the demo's rejoin key came from, for the startup line. */
+export function rejoinKey(): { key: string; source: string } {
+  const key = process.env.SB_REJOIN_KEY;
+  return key === undefined || key === "" ? { key: DEVELOPMENT_REJOIN_KEY, source: "the stable development key (set SB_REJOIN_KEY in production)" } : { key, source: "SB_REJOIN_KEY" };
+}
+
+/**
+ * Starts the chat demo on `port` (0 = any free port) of `host`. Rooms outlive connections: a
+ * rejoin token (signed with {@link rejoinKey}) brings them back after a reconnect or a reload, and
+ * the rooms of a named user are persisted (in memory unless `options.membershipStore` says
+ * otherwise). The chosen name is the demo's identity: it trusts it, a real app authenticates.
+ */
 export async function startChatApp(port: number, host = "127.0.0.1", options: Partial<ServerOptions> = {}): Promise<ChatApp> {
   const switchboard = new SwitchboardServer({
     hubs: [ChatHub],
     protocols: [new JsonHubProtocol(), new MessagePackHubProtocol()],
+    rejoin: { keys: [rejoinKey().key] },
+    membershipStore: new MemoryMembershipStore(),
+    authenticate: ({ token }) => {
+      const name = token === undefined ? "" : decodeURIComponent(token); // a bad escape throws: 401
+      return name.length === 0 || name.length > 32 ? null : { sub: name };
+    },
     ...options,
   });
   const http = createServer((req, res) => void serveStatic(req, res));

@@ -48,9 +48,25 @@ export class ChatHub extends Hub<ChatClient> {
     await this.clients.client(connectionId).send("Message", this.context.connectionId, checkText(text));
   }
 
-  /** Joins `group`, tells its members (the caller included) the new `RoomCount`, and returns it. */
+  /**
+   * A new connection may start in rooms already (a rejoin token, or the rooms persisted for its
+   * user): remember them for onDisconnected and tell those rooms their new count.
+   */
+  override async onConnected(): Promise<void> {
+    const rooms = this.groups.groupsOf(this.context.connectionId);
+    for (const room of rooms) {
+      this.#rooms().add(room);
+      await this.clients.group(room).send("RoomCount", room, this.groups.count(room));
+    }
+  }
+
+  /**
+   * Joins `group`, tells its members (the caller included) the new `RoomCount`, and returns it.
+   * A named user's rooms are persisted, so their next connection (another tab, a reload, after a
+   * restart) starts in them.
+   */
   async Join(group: string): Promise<number> {
-    await this.groups.add(this.context.connectionId, checkGroup(group));
+    await this.groups.add(this.context.connectionId, checkGroup(group), { persist: this.context.userIdentifier !== null });
     this.#rooms().add(group);
     const count = this.groups.count(group);
     await this.clients.group(group).send("RoomCount", group, count);
@@ -59,7 +75,7 @@ export class ChatHub extends Hub<ChatClient> {
 
   /** Leaves `group`, tells the members left the new `RoomCount`, and returns it. */
   async Leave(group: string): Promise<number> {
-    await this.groups.remove(this.context.connectionId, checkGroup(group));
+    await this.groups.remove(this.context.connectionId, checkGroup(group), { persist: this.context.userIdentifier !== null });
     this.#rooms().delete(group);
     const count = this.groups.count(group);
     await this.clients.group(group).send("RoomCount", group, count);

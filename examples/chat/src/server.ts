@@ -1,4 +1,6 @@
-import { startChatApp, type ChatApp } from "./app.js";
+import { MemoryMembershipStore, type MembershipStore } from "@switchboard/core";
+import { PostgresMembershipStore } from "@switchboard/postgres";
+import { rejoinKey, startChatApp, type ChatApp } from "./app.js";
 
 /** A startup problem the user can fix: printed as one line, without a stack. */
 function fail(message: string): never {
@@ -11,9 +13,14 @@ const host = process.env.HOST ?? "127.0.0.1";
 if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) fail(`PORT must be a port number from 0 to 65535, got '${portText}'.`);
 const port = Number(portText);
 
+// Rooms of named users are persisted: in memory, or in PostgreSQL when DATABASE_URL is set.
+const databaseUrl = process.env.DATABASE_URL;
+const postgres = databaseUrl === undefined || databaseUrl === "" ? undefined : new PostgresMembershipStore({ connectionString: databaseUrl });
+const membershipStore: MembershipStore = postgres ?? new MemoryMembershipStore();
+
 let app: ChatApp;
 try {
-  app = await startChatApp(port, host);
+  app = await startChatApp(port, host, { membershipStore });
 } catch (error) {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE") fail(`port ${port} on ${host} is already in use: stop what is using it, or pick another port (PORT=${port === 65535 ? 5001 : port + 1} npm start).`);
@@ -21,7 +28,10 @@ try {
   if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") fail(`HOST '${host}' is not an address of this machine (HOST=127.0.0.1 or HOST=0.0.0.0).`);
   fail(`could not start: ${(error as Error)?.message ?? String(error)}`);
 }
-console.log(`Switchboard chat demo: http://${host === "0.0.0.0" ? "localhost" : host}:${app.port}/  (hub: /hubs/chat)`);
+console.log(
+  `Switchboard chat demo: http://${host === "0.0.0.0" ? "localhost" : host}:${app.port}/  (hub: /hubs/chat; ` +
+    `rejoin tokens signed with ${rejoinKey().source}; rooms persisted ${postgres === undefined ? "in memory (set DATABASE_URL=postgres://… for PostgreSQL)" : `in PostgreSQL table ${postgres.table}`})`,
+);
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -29,6 +39,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) process.exit(1);
     stopping = true;
     console.log("Stopping: telling every client, then closing.");
-    void app.close().then(() => process.exit(0));
+    void app
+      .close()
+      .then(() => postgres?.close())
+      .then(() => process.exit(0));
   });
 }

@@ -226,7 +226,7 @@ describe.skipIf(!haveChromium && !mustRun)("the chat demo page in headless Chrom
     }
   });
 
-  it("gets a new connection id on reload, and the room's count follows", async () => {
+  it("gets a new connection id on reload, and its rooms come back (rejoin token kept in sessionStorage)", async () => {
     const [alice, bob] = await Promise.all([openChat(), openChat()]);
     await joinRoom(alice, "lobby");
     await joinRoom(bob, "lobby");
@@ -236,7 +236,40 @@ describe.skipIf(!haveChromium && !mustRun)("the chat demo page in headless Chrom
     await bob.reload();
     const after = await connectionId(bob);
     expect(after).not.toBe(before);
-    await expect.poll(() => memberCount(alice, "lobby")).toBe("1");
-    expect(await bob.locator("#rooms li").count()).toBe(0);
+    await bob.locator('#rooms li[data-room="lobby"]').waitFor();
+    expect(await bob.locator("#rejoined").getAttribute("data-rooms")).toBe(JSON.stringify(["lobby"]));
+    expect(await bob.locator("#rejoined").textContent()).toBe("Rooms back: #lobby");
+    await expect.poll(() => memberCount(alice, "lobby")).toBe("2");
+    await say(bob, "still here");
+    await expect.poll(() => texts(alice)).toEqual(["still here"]);
+  });
+
+  it("a named user's rooms are persisted: a new tab with the same name starts in them", async () => {
+    const first = await openChat();
+    await setName(first, "Persisted Pat");
+    await joinRoom(first, "pat-room");
+    const second = await openChat();
+    expect(await second.locator("#rooms li").count()).toBe(0);
+    await setName(second, "Persisted Pat");
+    await second.locator('#rooms li[data-room="pat-room"]').waitFor();
+    expect(await second.locator("#rejoined").getAttribute("data-rooms")).toBe(JSON.stringify(["pat-room"]));
+    await expect.poll(() => memberCount(first, "pat-room")).toBe("2");
+  });
+
+  it("rooms survive a server restart: the page reconnects and shows them coming back", async () => {
+    const page = await openChat();
+    await joinRoom(page, "restart-room");
+    const before = await connectionId(page);
+    const port = app!.port;
+    await app!.close();
+    app = await startChatApp(port, "127.0.0.1", { logger });
+    await expect.poll(() => page.locator("#connection-id").textContent(), { timeout: 15_000 }).not.toBe(before);
+    await connectionId(page);
+    expect(await page.locator("#rejoined").getAttribute("data-rooms")).toBe(JSON.stringify(["restart-room"]));
+    const other = await openChat();
+    await joinRoom(other, "restart-room");
+    await expect.poll(() => memberCount(page, "restart-room")).toBe("2");
+    await say(other, "after the restart");
+    await expect.poll(() => texts(page)).toEqual(["after the restart"]);
   });
 });
