@@ -3,7 +3,8 @@
 // user would, from the npm cache: --prefer-offline), type-checks that app under skipLibCheck false
 // with moduleResolution nodenext and bundler, then starts a hub from the installed packages and
 // connects the official client to it. Prints one line per step; exits non-zero on the first failure.
-// Run by .ci/run after npm test (about 30 s); `node scripts/check-packages.mjs` runs it by hand.
+// Also checks @switchboard/client end to end (a rejoin token restores a group) and that the
+// PostgreSQL store type-checks against the contract. Run by .ci/run after npm test (about 30 s); `node scripts/check-packages.mjs` runs it by hand.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const PACKAGES = ["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics"];
+const PACKAGES = ["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics", "client", "postgres"];
 const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const dir = mkdtempSync(join(tmpdir(), "switchboard-consumer-"));
 
@@ -29,7 +30,9 @@ function run(what, command, args, cwd, timeout) {
 
 const APP = `import "reflect-metadata";
 import { inject, injectable } from "tsyringe";
-import { Hub, SwitchboardServer, consoleLogger } from "@switchboard/core";
+import { Hub, MemoryMembershipStore, SwitchboardServer, consoleLogger, type MembershipStore } from "@switchboard/core";
+import { withRejoin } from "@switchboard/client";
+import { PostgresMembershipStore } from "@switchboard/postgres";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { WebSocketTransport } from "@switchboard/transport-ws";
@@ -52,9 +55,17 @@ class GreetHub extends Hub {
   Greet(name: string): string {
     return this.greeter.greet(name);
   }
+  async Join(group: string): Promise<string[]> {
+    await this.groups.add(this.context.connectionId, group);
+    return this.groups.groupsOf(this.context.connectionId);
+  }
 }
 
-const server = new SwitchboardServer({ hubs: [GreetHub], protocols: [new JsonHubProtocol(), new MessagePackHubProtocol()], logger: consoleLogger("error"), observer: new SwitchboardMetrics() });
+// Type-checked only (no database here): the PostgreSQL store fits the contract.
+const stores: MembershipStore[] = [new MemoryMembershipStore()];
+if (process.env.DATABASE_URL) stores.unshift(new PostgresMembershipStore({ connectionString: process.env.DATABASE_URL }));
+
+const server = new SwitchboardServer({ hubs: [GreetHub], protocols: [new JsonHubProtocol(), new MessagePackHubProtocol()], logger: consoleLogger("error"), observer: new SwitchboardMetrics(), rejoin: { keys: ["k".repeat(32)] }, membershipStore: stores.at(-1)! });
 const { port } = await new WebSocketTransport(server).listen(0, "127.0.0.1");
 for (const protocol of [undefined, new ClientMessagePack()]) {
   const builder = new HubConnectionBuilder().withUrl(\`http://127.0.0.1:\${port}/hubs/greet\`, { transport: HttpTransportType.WebSockets });
@@ -65,6 +76,19 @@ for (const protocol of [undefined, new ClientMessagePack()]) {
   if (server.stats().connections !== 1) throw new Error("stats() does not count the connection");
   await connection.stop();
 }
+// @switchboard/client: a token for the group, handed back by a second client as after a reload.
+let saved: string | null = null;
+const storage = { getItem: () => saved, setItem: (_key: string, value: string) => void (saved = value), removeItem: () => void (saved = null) };
+const first = withRejoin(new HubConnectionBuilder().withUrl(\`http://127.0.0.1:\${port}/hubs/greet\`), { storage });
+await first.connection.start();
+await first.connection.invoke("Join", "room");
+for (let i = 0; i < 200 && saved === null; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+await first.connection.stop();
+const second = withRejoin(new HubConnectionBuilder().withUrl(\`http://127.0.0.1:\${port}/hubs/greet\`), { storage });
+const back = new Promise<readonly string[]>((resolve) => second.onRejoined(resolve));
+await second.connection.start();
+if ((await back).join() !== "room") throw new Error("the rejoin token did not restore the group");
+await second.connection.stop();
 await server.close();
 console.log("consumer app: OK");
 `;
