@@ -4,6 +4,7 @@ import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeReques
 import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js";
 import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
 import { ReplayBuffer } from "./replay-buffer.js";
+import { ConnectionStreams, type StreamLimits } from "./connection-streams.js";
 import type { HubMessageParser, HubProtocol, ParserLimits, TransferFormat } from "../contracts/hub-protocol.js";
 import type { FlushScheduler } from "../fan-out/flush-scheduler.js";
 import type { Recipient } from "../contracts/hub-lifetime-manager.js";
@@ -11,7 +12,7 @@ import type { Logger } from "../contracts/logger.js";
 import { SerializedRecord, type ConnectionHandle, type ConnectionRequest, type TransportConnection } from "../contracts/transport.js";
 
 /** The server options a connection reads (the server's resolved options satisfy it); see `ServerOptions`. */
-export interface ConnectionOptions extends ParserLimits {
+export interface ConnectionOptions extends ParserLimits, StreamLimits {
   readonly protocols: readonly HubProtocol[];
   readonly handshakeTimeout: number;
   readonly keepAliveInterval: number;
@@ -159,6 +160,12 @@ export class HubConnection implements ConnectionHandle, Recipient {
   #running = 0;
   readonly #waiting: (InvocationMessage | StreamInvocationMessage)[] = [];
   #paused = false;
+  /** An upload stream holds more items than its buffer: reading waits for the hub method. */
+  #uploadsPaused = false;
+  /** Whether the transport was last told to pause. */
+  #readingPaused = false;
+  /** Streams and client results, made on first use. */
+  #streams: ConnectionStreams | undefined;
   #closeMessageSent = false;
   /** A protocol fault whose Close waits until the invocations read before the bad record have started. */
   #pendingFault: { readonly message: CloseMessage; readonly error: Error | undefined } | undefined;
@@ -191,6 +198,28 @@ export class HubConnection implements ConnectionHandle, Recipient {
   /** Per-connection items (`context.items`), made on first use. */
   get items(): Map<unknown, unknown> {
     return (this.#items ??= new Map());
+  }
+
+  /** The server options this connection reads. */
+  get options(): ConnectionOptions {
+    return this.#host.options;
+  }
+
+  /** Bytes queued for this connection and not yet on the network (outbox and transport). */
+  get pendingBytes(): number {
+    return this.#transport.bufferedAmount + this.#outboxBytes;
+  }
+
+  /** This connection's streams and client results, made on first use. */
+  get streams(): ConnectionStreams {
+    return (this.#streams ??= new ConnectionStreams(this.#host.options, () => this.#uploadsDrained()));
+  }
+
+  /** An upload stream was read below its buffer: read from the client again unless another is still full. */
+  #uploadsDrained(): void {
+    if (!this.#uploadsPaused || this.#streams?.uploadsFull === true) return;
+    this.#uploadsPaused = false;
+    if (this.#state !== CLOSED) this.#syncReading();
   }
 
   /** The `clients` of this connection's hub instances, made on first use. */
@@ -324,8 +353,20 @@ export class HubConnection implements ConnectionHandle, Recipient {
         this.#closeMessageSent = true;
         this.#end(message.error !== undefined ? new Error(message.error) : undefined);
         return;
+      case MessageType.StreamItem:
+        if (this.#streams?.item(message) === true && !this.#uploadsPaused) {
+          this.#uploadsPaused = true;
+          this.#syncReading();
+        }
+        return;
+      case MessageType.Completion:
+        this.#streams?.completion(message);
+        return;
+      case MessageType.CancelInvocation:
+        this.#streams?.cancel(message.invocationId);
+        return;
       default:
-        // Ping only resets the timeout. Completions, stream items and cancellations for ids the
+        // Ping only resets the timeout. Stream items, completions and cancellations for ids the
         // server does not know are ignored (§4.4), as are Ack/Sequence outside stateful reconnect.
         return;
     }
@@ -374,8 +415,24 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#waiting.push(message);
     if (!this.#paused && this.#waiting.length >= this.#host.options.maxQueuedInvocations) {
       this.#paused = true;
-      this.#transport.pause();
+      this.#syncReading();
     }
+  }
+
+  /**
+   * Pauses reading from the client while its invocation queue or an upload stream is full, and
+   * resumes it once neither is (the transport's pause/resume are not counted, so one place decides).
+   */
+  #syncReading(): void {
+    const pause = this.#paused || this.#uploadsPaused;
+    if (pause === this.#readingPaused) return;
+    this.#readingPaused = pause;
+    if (pause) {
+      this.#transport.pause();
+      return;
+    }
+    this.#transport.resume();
+    this.lastReceivedAt = Date.now(); // the client's pings were unread while paused: not its fault
   }
 
   #start(message: InvocationMessage | StreamInvocationMessage): void {
@@ -388,7 +445,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (finished) this.#running--;
     // While reading is paused the client's pings cannot arrive: progress on its queue stands in
     // for them, so a slow but moving queue is not a timeout, and a hung one still is.
-    if (this.#paused) this.lastReceivedAt = Date.now();
+    if (this.#readingPaused) this.lastReceivedAt = Date.now();
     if (this.#state === CLOSED) return;
     while (!this.#connecting && this.#running < this.#host.options.maxParallelInvocations && this.#waiting.length > 0) {
       this.#start(this.#waiting.shift()!);
@@ -399,8 +456,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     }
     if (this.#paused && this.#waiting.length < this.#host.options.maxQueuedInvocations / 2) {
       this.#paused = false;
-      this.#transport.resume();
-      this.lastReceivedAt = Date.now(); // the client's pings were unread while paused: not its fault
+      this.#syncReading();
     }
   }
 
@@ -591,7 +647,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     // Our last Ack may have died with the old socket: acknowledge again once the client is back.
     replay.ackSent = Math.min(replay.ackSent, replay.received - 1);
     this.lastReceivedAt = this.lastSentAt = Date.now();
-    if (this.#paused) transport.pause();
+    if (this.#readingPaused) transport.pause();
     const records = replay.unacknowledged();
     records.unshift(new SerializedRecord(this.protocol!.write({ type: MessageType.Sequence, sequenceId: replay.acked + 1 })));
     transport.write(records, records.length, this.#format);
@@ -648,6 +704,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#outbox.length = 0; // unsent records may be large: do not keep them alive
     this.#replay = undefined;
     this.#transport.close(); // a no-op when the transport is the one that closed
+    this.#streams?.closeAll();
     this.#host.ended(this, error);
   }
 }

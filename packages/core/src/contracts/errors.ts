@@ -16,7 +16,11 @@ export type ErrorCode =
   | "SB_ERR_CORE_MISMATCH"
   | "SB_ERR_TIMEOUT"
   | "SB_ERR_GROUP_PERSIST"
-  | "SB_ERR_REJOIN_KEY";
+  | "SB_ERR_REJOIN_KEY"
+  | "SB_ERR_LIMIT_STREAMS"
+  | "SB_ERR_STREAM_CANCELED"
+  | "SB_ERR_CONNECTION_CLOSED"
+  | "SB_ERR_CLIENT_RESULT";
 
 /** Base of every Switchboard error. The inner error, if any, is kept as ES `cause`. */
 export class SwitchboardError extends Error {

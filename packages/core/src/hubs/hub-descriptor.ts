@@ -2,19 +2,32 @@ import "reflect-metadata";
 import { HubDefinitionError } from "../contracts/errors.js";
 import { Hub, hubPathOf, kMethodName, kNotHubMethod, type HubClass } from "./hub.js";
 import { hubAuthorization, methodAuthorization, type AuthorizeData } from "./authorization.js";
+import { UploadStream } from "./upload-stream.js";
 
 /** How an argument is checked before the method runs (from emitted `design:paramtypes`). */
 export type ParameterKind = "number" | "string" | "boolean" | "array" | "any";
+
+/** Where one parameter of a hub method gets its value. */
+export type ParameterSource = "argument" | "stream" | "signal";
 
 /** One invocable hub method, found once at startup. */
 export interface HubMethodDescriptor {
   /** The name clients invoke (as declared; matched case-insensitively). */
   readonly name: string;
   readonly invoke: (...args: unknown[]) => unknown;
-  /** Exact argument count required. */
+  /**
+   * Exact count of arguments the client sends (`UploadStream` and `AbortSignal` parameters not
+   * counted). Without emitted types: the method's declared parameter count, streams included.
+   */
   readonly parameterCount: number;
   /** Per-argument checks, when the method was decorated (so TypeScript emitted its types). */
   readonly parameters: readonly ParameterKind[] | undefined;
+  /**
+   * Where the call's parameters come from, when the method was decorated: a client argument, an
+   * upload stream (`UploadStream` parameter) or the invocation's abort signal (`AbortSignal`).
+   * Undefined without emitted types: the upload streams then follow the client's arguments.
+   */
+  readonly layout: readonly ParameterSource[] | undefined;
   /** Authorization every call must pass (the hub's unless `@AllowAnonymous`, then the method's), or none. */
   readonly authorization: readonly AuthorizeData[];
 }
@@ -41,6 +54,12 @@ function kindOf(type: unknown): ParameterKind {
   if (type === Boolean) return "boolean";
   if (type === Array) return "array";
   return "any";
+}
+
+function sourceOf(type: unknown): ParameterSource {
+  if (type === UploadStream) return "stream";
+  if (type === AbortSignal) return "signal";
+  return "argument";
 }
 
 /** What tsyringe records for `@inject(token)` parameters (its reflection-helpers key). */
@@ -104,11 +123,14 @@ export function describeHub(hubClass: HubClass, explicitPath?: string): HubDescr
       const authorization: AuthorizeData[] = [];
       if (hubAuthorize !== undefined && !allowAnonymous) authorization.push(hubAuthorize);
       if (authorize !== undefined) authorization.push(authorize);
+      const layout = types?.map(sourceOf);
+      const argumentTypes = types?.filter((_, i) => layout![i] === "argument");
       methods.set(lower, {
         name,
         invoke: fn,
-        parameterCount: types ? types.length : fn.length,
-        parameters: types?.map(kindOf),
+        parameterCount: argumentTypes ? argumentTypes.length : fn.length,
+        parameters: argumentTypes?.map(kindOf),
+        layout: layout?.includes("stream") || layout?.includes("signal") ? layout : undefined,
         authorization,
       });
     }
@@ -165,6 +187,29 @@ function parameterNames(fn: (...args: unknown[]) => unknown): string[] {
     }
   }
   return names;
+}
+
+/**
+ * The parameter list of one call, from the client's arguments, its upload streams and the
+ * invocation's abort signal; undefined when they do not fit the method (count or types).
+ */
+export function callArguments(method: HubMethodDescriptor, args: readonly unknown[], streams: readonly UploadStream[], signal: AbortSignal): unknown[] | undefined {
+  const layout = method.layout;
+  if (layout === undefined) {
+    if (method.parameters !== undefined) return streams.length === 0 && argumentsMatch(method, args) ? (args as unknown[]) : undefined;
+    // No emitted types: the streams follow the arguments, and only the total count is known.
+    if (args.length + streams.length !== method.parameterCount) return undefined;
+    return streams.length === 0 ? (args as unknown[]) : [...args, ...streams];
+  }
+  if (!argumentsMatch(method, args)) return undefined;
+  const call = new Array<unknown>(layout.length);
+  let nextArgument = 0;
+  let nextStream = 0;
+  for (let i = 0; i < layout.length; i++) {
+    const source = layout[i];
+    call[i] = source === "argument" ? args[nextArgument++] : source === "stream" ? streams[nextStream++] : signal;
+  }
+  return nextStream === streams.length ? call : undefined;
 }
 
 /** True when `args` fit the method's declared parameters. */

@@ -11,4 +11,5 @@ export * from "./hub.js";
 export * from "./hub-caller-context.js";
 export * from "./request-context.js";
 export * from "./authorization.js";
+export { UploadStream } from "./upload-stream.js";
 export type { HubDescriptor, HubMethodDescriptor } from "./hub-descriptor.js";

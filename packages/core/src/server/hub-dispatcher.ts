@@ -1,9 +1,11 @@
 import type { AuthorizationPolicy } from "../hubs/authorization.js";
 import { DependencyResolutionError, GroupNameError, HubError } from "../contracts/errors.js";
 import type { Hub } from "../hubs/hub.js";
-import { argumentsMatch, bindingProblem, type HubDescriptor, type HubMethodDescriptor } from "../hubs/hub-descriptor.js";
+import { bindingProblem, callArguments, type HubDescriptor, type HubMethodDescriptor } from "../hubs/hub-descriptor.js";
+import type { UploadStream } from "../hubs/upload-stream.js";
 import type { HubConnection } from "../connections/hub-connection.js";
 import { MessageType, type CompletionMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
+import { pumpStream, toAsyncIterable } from "./stream-pump.js";
 import type { GroupManager } from "../fan-out/group-manager.js";
 import type { Logger } from "../contracts/logger.js";
 import type { InvocationOutcome } from "../contracts/server-observer.js";
@@ -17,6 +19,9 @@ export const ErrorText = {
   unknownMethod: (target: string) => `Unknown hub method '${target}'`,
   binding: (target: string) => `Failed to invoke '${target}' due to an error on the server.`,
   streamingMismatch: (target: string) => `The client attempted to invoke the non-streaming '${target}' method with a streaming invocation.`,
+  nonStreamingMismatch: (target: string) => `The client attempted to invoke the streaming '${target}' method with a non-streaming invocation.`,
+  streamFailed: "An error occurred on the server while streaming results.",
+  idInUse: (id: string) => `Invocation ID '${id}' is already in use.`,
   unauthorized: (target: string) => `Failed to invoke '${target}' because user is unauthorized`,
 } as const;
 
@@ -33,12 +38,12 @@ export interface DispatchContext {
 /** Thrown inside the pipeline when the (possibly rewritten) arguments do not fit the method. */
 class BindingError extends Error {
   readonly parameter: string | undefined;
-  constructor(method: HubMethodDescriptor, message: InvocationMessage, args: unknown) {
+  constructor(method: HubMethodDescriptor, message: InvocationMessage | StreamInvocationMessage, args: unknown) {
+    const streams = message.streamIds?.length ?? 0;
     const problem = !Array.isArray(args)
       ? { parameter: undefined, reason: "a module set ctx.arguments to something that is not an array" }
-      : message.streamIds !== undefined && message.streamIds.length > 0
-        ? { parameter: undefined, reason: "the client sent stream arguments, which are not supported" }
-        : (bindingProblem(method, args) ?? { parameter: undefined, reason: "the arguments do not fit" });
+      : (bindingProblem(method, args) ??
+        { parameter: undefined, reason: streams > 0 ? `the client sent ${streams} stream${streams === 1 ? "" : "s"}, which do not fit the method's UploadStream parameters` : "the arguments do not fit" });
     super(problem.reason);
     this.parameter = problem.parameter;
   }
@@ -75,7 +80,7 @@ export function activateHub(context: DispatchContext, connection: HubConnection)
   return hub;
 }
 
-function complete(connection: HubConnection, context: DispatchContext, message: CompletionMessage): void {
+export function complete(connection: HubConnection, context: DispatchContext, message: CompletionMessage): void {
   const protocol = connection.protocol!;
   let bytes: Uint8Array;
   try {
@@ -113,8 +118,10 @@ async function authorized(context: DispatchContext, connection: HubConnection, m
   return true;
 }
 
-function bindable(method: HubMethodDescriptor, message: InvocationMessage, args: readonly unknown[]): boolean {
-  return (message.streamIds === undefined || message.streamIds.length === 0) && argumentsMatch(method, args);
+const NO_STREAMS: readonly UploadStream[] = Object.freeze([]);
+/** The signal of invocations that cannot be cancelled by the client (it still aborts at disconnect). */
+function connectionSignal(connection: HubConnection): AbortSignal {
+  return connection.streams.closed;
 }
 
 /**
@@ -132,10 +139,51 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
     fail(context, connection, id, ErrorText.unknownMethod(target));
     return undefined; // not reported: the name is the client's choice
   }
-  if (message.type === MessageType.StreamInvocation) {
-    fail(context, connection, id, ErrorText.streamingMismatch(target));
+  const streaming = message.type === MessageType.StreamInvocation;
+  // A stream is registered before anything awaits, so its CancelInvocation can never miss it.
+  const streamId = streaming ? message.invocationId! : "";
+  const controller = streaming ? connection.streams.startStream(streamId) : undefined;
+  if (streaming && controller === undefined) {
+    fail(context, connection, id, ErrorText.idInUse(streamId));
     return "binding_failed";
   }
+  const streamIds = message.streamIds;
+  let streams = NO_STREAMS;
+  if (streamIds !== undefined && streamIds.length > 0) {
+    try {
+      streams = connection.streams.openUploads(streamIds);
+    } catch (error) {
+      if (controller !== undefined) connection.streams.endStream(streamId, controller);
+      context.logger.debug({ connectionId: connection.connectionId, target, err: error }, "Upload streams refused.");
+      fail(context, connection, id, (error as Error).message);
+      return "binding_failed";
+    }
+  }
+  let handedOff = false;
+  try {
+    const outcome = await invokeMethod(context, connection, message, method, streams, controller);
+    handedOff = outcome === "streaming";
+    return outcome === "streaming" ? "completed" : outcome;
+  } finally {
+    if (!handedOff) {
+      if (controller !== undefined) connection.streams.endStream(streamId, controller);
+      if (streamIds !== undefined && streams.length > 0) connection.streams.releaseUploads(streamIds, streams);
+    }
+  }
+}
+
+/** Calls the method and answers it; "streaming" when a stream now runs on its own (see stream-pump.ts). */
+async function invokeMethod(
+  context: DispatchContext,
+  connection: HubConnection,
+  message: InvocationMessage | StreamInvocationMessage,
+  method: HubMethodDescriptor,
+  streams: readonly UploadStream[],
+  controller: AbortController | undefined,
+): Promise<InvocationOutcome | "streaming"> {
+  const id = message.invocationId;
+  const target = message.target;
+  const signal = controller?.signal ?? connectionSignal(connection);
   if (method.authorization.length > 0 && !(await authorized(context, connection, method, message.arguments))) {
     context.logger.debug({ connectionId: connection.connectionId, target }, "Unauthorized hub method call.");
     fail(context, connection, id, ErrorText.unauthorized(target));
@@ -144,8 +192,9 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
   let result: unknown;
   try {
     if (!context.pipeline.hasInvoke) {
-      if (!bindable(method, message, message.arguments)) throw new BindingError(method, message, message.arguments);
-      result = method.invoke.apply(activateHub(context, connection), message.arguments as unknown[]);
+      const call = callArguments(method, message.arguments, streams, signal);
+      if (call === undefined) throw new BindingError(method, message, message.arguments);
+      result = method.invoke.apply(activateHub(context, connection), call);
       if (result !== null && typeof result === "object" && typeof (result as PromiseLike<unknown>).then === "function") result = await result;
     } else {
       const invocation: InvocationContext = {
@@ -158,8 +207,9 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
         services: connection.container,
       };
       result = await context.pipeline.invoke(invocation, (ctx) => {
-        if (!Array.isArray(ctx.arguments) || !bindable(method, message, ctx.arguments)) throw new BindingError(method, message, ctx.arguments);
-        return method.invoke.apply(ctx.hub, ctx.arguments);
+        const call = Array.isArray(ctx.arguments) ? callArguments(method, ctx.arguments, streams, signal) : undefined;
+        if (call === undefined) throw new BindingError(method, message, ctx.arguments);
+        return method.invoke.apply(ctx.hub, call);
       });
     }
   } catch (error) {
@@ -177,8 +227,31 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
     context.pipeline.reportError({ hubName: context.descriptor.name, stage: "invoke", connection: connection.callerContext, methodName: method.name }, error);
     return level === "debug" ? "hub_error" : "failed";
   }
+  const iterable = toAsyncIterable(result);
+  if (controller !== undefined) {
+    if (iterable === undefined) {
+      fail(context, connection, id, ErrorText.streamingMismatch(target));
+      return "binding_failed";
+    }
+    pumpStream(context, connection, message.invocationId!, iterable, controller, message.streamIds, streams);
+    return "streaming";
+  }
+  if (iterable !== undefined) {
+    // A stream asked for with invoke/send: never started (a generator runs nothing before its first next()).
+    void closeIterable(iterable);
+    fail(context, connection, id, ErrorText.nonStreamingMismatch(target));
+    return "binding_failed";
+  }
   if (id !== undefined && id !== "") {
     complete(connection, context, { type: MessageType.Completion, invocationId: id, hasResult: true, result: result === undefined ? null : result });
   }
   return "completed";
+}
+
+async function closeIterable(iterable: AsyncIterable<unknown>): Promise<void> {
+  try {
+    await iterable[Symbol.asyncIterator]().return?.();
+  } catch {
+    // The stream's own cleanup failed; nothing was sent from it.
+  }
 }

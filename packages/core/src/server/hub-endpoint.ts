@@ -1,5 +1,6 @@
 import type { DependencyContainer } from "tsyringe";
-import { DefaultHubCallerClients, DefaultHubClients, type AnyClient, type ClientMethods, type HubClients, type MessageSender } from "../fan-out/clients.js";
+import { DefaultHubCallerClients, DefaultHubClients, type AnyClient, type ClientAnswer, type ClientMethods, type HubClients, type InvokeOptions, type MessageSender } from "../fan-out/clients.js";
+import { ClientResults } from "./client-results.js";
 import { ConnectionStore, newId } from "../connections/connection-store.js";
 import type { GroupManager } from "../fan-out/group-manager.js";
 import { EndpointGroupManager } from "./endpoint-group-manager.js";
@@ -145,6 +146,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   /** Admitted reattaches, until their transport opens or is abandoned. */
   readonly #reattaches = new WeakMap<PendingConnection, HubConnection>();
   readonly #observer: ServerObserver | undefined;
+  readonly #clientResults: ClientResults;
   /** Start time and transport of each connection, kept only when there is an observer. */
   readonly #started = new WeakMap<HubConnection, { at: number; transport: string }>();
   #closing = false;
@@ -158,6 +160,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     this.detailedErrors = options.detailedErrors;
     this.pipeline = pipeline;
     this.#container = container;
+    this.#clientResults = new ClientResults(options.protocols, options.logger, options.clientResultTimeout);
     const observer = (this.#observer = options.observer);
     let onSent: ((deliveries: readonly number[]) => void) | undefined;
     if (observer?.messageSent !== undefined) {
@@ -489,6 +492,16 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       this.pipeline.reportError({ hubName: this.descriptor.name, stage: "outgoing" }, error);
       throw error;
     });
+  }
+
+  /** Client results: asks one connection (see client-results.ts). Outgoing modules do not see these. */
+  invokeClient(connectionId: string, message: InvocationMessage, options: InvokeOptions): Promise<unknown> {
+    return this.#clientResults.invoke(this.lifetimeManager.connections.get(connectionId), connectionId, message, options);
+  }
+
+  /** Client results from every member of `group`. */
+  invokeGroup(group: string, message: InvocationMessage, options: InvokeOptions): Promise<Map<string, ClientAnswer>> {
+    return this.#clientResults.invokeAll(this.lifetimeManager.groups.membersOf(group) ?? [], message, options);
   }
 
   /** Which of `claimed` groups a new connection may rejoin (the modules decide); called by {@link GroupRejoin} at connect. */

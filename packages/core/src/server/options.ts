@@ -78,6 +78,14 @@ export interface ServerOptions {
   readonly statefulReconnectBufferSize?: number;
   /** How long a stateful-reconnect connection waits for its client after the transport is lost. Default 15 000. */
   readonly disconnectTimeout?: number;
+  /** Client → server upload streams one connection may have open at once. Default 10. */
+  readonly maxUploadStreams?: number;
+  /** Items an upload stream buffers before the server stops reading from that client (as ASP.NET's StreamBufferCapacity). Default 10. */
+  readonly streamBufferCapacity?: number;
+  /** Client results (`invoke` on a client) one connection may owe at once; more are refused. Default 64. */
+  readonly maxPendingClientResults?: number;
+  /** How long `invoke`/`invokeAll` wait for a client's result before rejecting (or reporting a timeout). Default 30 000. */
+  readonly clientResultTimeout?: number;
   /** Send exception messages (never stacks) to clients. Default false. */
   readonly detailedErrors?: boolean;
   /**
@@ -135,6 +143,10 @@ export const DEFAULTS = {
   statefulReconnectBufferSize: 100_000,
   disconnectTimeout: 15_000,
   membershipTimeout: 2_000,
+  maxUploadStreams: 10,
+  streamBufferCapacity: 10,
+  maxPendingClientResults: 64,
+  clientResultTimeout: 30_000,
 } as const;
 
 /** Longest delay Node's timers honour; a larger one fires after 1 ms. */
@@ -173,6 +185,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "protocols", "hubs", "container", "keepAliveInterval", "clientTimeout", "handshakeTimeout", "maxMessageSize", "maxDepth",
   "maxBufferedBytes", "maxInvocationIdLength", "maxParallelInvocations", "maxQueuedInvocations", "unusedTokenTimeout",
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
+  "maxUploadStreams", "streamBufferCapacity", "maxPendingClientResults", "clientResultTimeout",
   "authenticate", "userIdProvider", "policies", "modules", "logger", "observer", "rejoin", "membershipStore", "membershipTimeout",
 ];
 
@@ -260,6 +273,10 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     statefulReconnect: options.statefulReconnect ?? DEFAULTS.statefulReconnect,
     statefulReconnectBufferSize: count("statefulReconnectBufferSize", options.statefulReconnectBufferSize ?? DEFAULTS.statefulReconnectBufferSize),
     disconnectTimeout: duration("disconnectTimeout", options.disconnectTimeout ?? DEFAULTS.disconnectTimeout),
+    maxUploadStreams: count("maxUploadStreams", options.maxUploadStreams ?? DEFAULTS.maxUploadStreams),
+    streamBufferCapacity: count("streamBufferCapacity", options.streamBufferCapacity ?? DEFAULTS.streamBufferCapacity),
+    maxPendingClientResults: count("maxPendingClientResults", options.maxPendingClientResults ?? DEFAULTS.maxPendingClientResults),
+    clientResultTimeout: duration("clientResultTimeout", options.clientResultTimeout ?? DEFAULTS.clientResultTimeout),
     userIdProvider: optionalFunction("userIdProvider", options.userIdProvider) ?? defaultUserId,
     authenticate: optionalFunction("authenticate", options.authenticate),
     policies: new Map(Object.entries(options.policies ?? {})),
