@@ -57,6 +57,10 @@ class StreamHub extends Hub<AskClient> {
     return 42;
   }
 
+  Values(): unknown[] {
+    return [new Uint8Array([1, 2, 3]), new Date(Date.UTC(2000, 0, 1))];
+  }
+
   @HubMethod()
   async Sum(numbers: UploadStream<number>): Promise<number> {
     let total = 0;
@@ -266,6 +270,18 @@ describe.each<ClientProtocol>(["json", "messagepack"])("streaming over %s", (pro
     for (let i = 0; i < 5; i++) items.next(i);
     items.complete();
     expect(await out).toEqual({ items: [0, 2, 4, 6, 8] });
+  });
+
+  it("sends bytes and dates as the .NET server does: base64 and ISO text in JSON, bin and timestamps in MessagePack", async () => {
+    const client = await connect();
+    const [bytes, date] = await client.invoke<unknown[]>("Values");
+    if (protocol === "json") {
+      expect(bytes).toBe("AQID");
+      expect(date).toBe("2000-01-01T00:00:00Z");
+    } else {
+      expect(bytes).toEqual(new Uint8Array([1, 2, 3]));
+      expect(date).toEqual(new Date(Date.UTC(2000, 0, 1)));
+    }
   });
 
   it("gets a client result from the caller without deadlocking its invocation slot", async () => {

@@ -1,4 +1,5 @@
 import type { HubMessage, MessageHeaders } from "@switchboard/core";
+import { payloadJson } from "./net-values.js";
 import { RECORD_SEPARATOR_CHAR } from "./text-framing.js";
 
 /*
@@ -11,10 +12,6 @@ import { RECORD_SEPARATOR_CHAR } from "./text-framing.js";
 
 const PING_RECORD = `{"type":6}${RECORD_SEPARATOR_CHAR}`;
 
-/** JSON for a payload value; `undefined` (and functions, symbols) become `null`, as in arrays. */
-function value(payload: unknown): string {
-  return JSON.stringify(payload) ?? "null";
-}
 
 function hasOwnKeys(headers: MessageHeaders): boolean {
   for (const key in headers) {
@@ -43,7 +40,7 @@ export function writeJsonRecord(message: HubMessage): string {
     case 4:
       return (
         `{"type":${message.type}${headersPart(message.headers)}${invocationIdPart(message.invocationId)}` +
-        `,"target":${JSON.stringify(message.target)},"arguments":${JSON.stringify(message.arguments)}` +
+        `,"target":${JSON.stringify(message.target)},"arguments":${payloadJson(message.arguments)}` +
         (message.streamIds !== undefined && message.streamIds.length > 0
           ? `,"streamIds":${JSON.stringify(message.streamIds)}`
           : "") +
@@ -52,13 +49,13 @@ export function writeJsonRecord(message: HubMessage): string {
     case 2:
       return (
         `{"type":2${headersPart(message.headers)}${invocationIdPart(message.invocationId)}` +
-        `,"item":${value(message.item)}}${RECORD_SEPARATOR_CHAR}`
+        `,"item":${payloadJson(message.item)}}${RECORD_SEPARATOR_CHAR}`
       );
     case 3: {
       // Exactly one of error / result / neither, never both (§11.1 gotcha 5).
       let outcome = "";
       if (message.error !== undefined) outcome = `,"error":${JSON.stringify(message.error)}`;
-      else if (message.hasResult === true) outcome = `,"result":${value(message.result)}`;
+      else if (message.hasResult === true) outcome = `,"result":${payloadJson(message.result)}`;
       return (
         `{"type":3${headersPart(message.headers)}${invocationIdPart(message.invocationId)}` +
         `${outcome}}${RECORD_SEPARATOR_CHAR}`
