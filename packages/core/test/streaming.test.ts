@@ -7,6 +7,7 @@ afterEach(closeAll);
 
 const events: string[] = [];
 let lastSignal: AbortSignal | undefined;
+let pulled = 0;
 
 interface AskClient {
   GetAnswer(question: string): number;
@@ -47,6 +48,14 @@ class StreamHub extends Hub<AskClient> {
   }
 
   async *Empty(): AsyncGenerator<number> {}
+
+  async *Big(): AsyncGenerator<string> {
+    const chunk = "x".repeat(4096);
+    for (;;) {
+      pulled++;
+      yield chunk;
+    }
+  }
 
   async *Failing(): AsyncGenerator<number> {
     yield 1;
@@ -354,6 +363,31 @@ describe("streams on the wire", () => {
     expect(raw.text()).toContain(`{"type":3,"invocationId":"1","result":11}`);
     raw.sendText(`{"type":1,"invocationId":"2","target":"Plain","arguments":[]}${RS}`);
     await until(() => raw.text().includes(`"invocationId":"2","result":42`));
+  });
+
+  it("drops an item sent before the invocation that declares its stream, and serves the items after it", async () => {
+    const server = await startServer([StreamHub]);
+    const raw = await RawClient.connect(server, "/hubs/streams");
+    raw.sendText(`{"type":2,"invocationId":"u","item":1000}${RS}{"type":1,"invocationId":"1","target":"Sum","arguments":[],"streamIds":["u"]}${RS}`);
+    raw.sendText(`{"type":2,"invocationId":"u","item":2}${RS}{"type":3,"invocationId":"u"}${RS}`);
+    await until(() => raw.text().includes(`"invocationId":"1","result":2}`));
+  });
+
+  it("does not pull a stream faster than its client reads: a reader that stops holds the generator, not memory", async () => {
+    const server = await startServer([StreamHub], { maxBufferedBytes: 256 * 1024, clientTimeout: 60_000 });
+    const raw = await RawClient.connect(server, "/hubs/streams");
+    pulled = 0;
+    (raw.socket as unknown as { _socket: { pause(): void } })._socket.pause(); // stop reading: the server's socket backs up
+    raw.sendText(`{"type":4,"invocationId":"1","target":"Big","arguments":[]}${RS}`);
+    await until(() => pulled > 10);
+    await settle(300);
+    const held = pulled;
+    await settle(300);
+    // Bounded by the kernel's socket buffers plus half of maxBufferedBytes, and no longer growing;
+    // the client is not closed as a slow consumer: the stream waits for it instead.
+    expect(pulled).toBe(held);
+    expect(pulled * 4096).toBeLessThan(16 * 1024 * 1024);
+    expect(server.server.endpoint("/hubs/streams")!.lifetimeManager.connections.size).toBe(1);
   });
 
   it("refuses a duplicate stream invocation id, a reused stream id and too many upload streams", async () => {
