@@ -88,8 +88,23 @@ function describeValue(value: unknown): string {
   return typeof value === "object" ? `an instance of ${value.constructor?.name ?? "Object"}` : `a ${typeof value}`;
 }
 
-/** Builds the dispatch table of a `@Hub` class, walking its prototype chain up to `Hub`. */
-export function describeHub(hubClass: HubClass, explicitPath?: string): HubDescriptor {
+/**
+ * Which prototype methods clients may invoke: `"all"` (the default, as ASP.NET: every public method
+ * except lifecycle methods and `@NotHubMethod()` ones) or `"decorated"` (only `@HubMethod()` ones).
+ */
+export type HubMethodExposure = "all" | "decorated";
+
+function ownEntry<V>(proto: object, bag: symbol, key: string): V | undefined {
+  return Object.hasOwn(proto, bag) ? (proto as Record<symbol, Map<string | symbol, V>>)[bag]!.get(key) : undefined;
+}
+
+/**
+ * Builds the dispatch table of a `@Hub` class, walking its prototype chain up to `Hub`. Each method
+ * is taken from its most derived declaration, but decorations on any declaration hold: a base's
+ * `@NotHubMethod()` keeps an override hidden, a base's `@HubMethod(name)` keeps its name (unless the
+ * override renames it) and counts as decorated, and `@Authorize` requirements add up.
+ */
+export function describeHub(hubClass: HubClass, explicitPath?: string, exposure: HubMethodExposure = "all"): HubDescriptor {
   if (typeof hubClass !== "function") {
     const hint = hubClass === undefined ? " (undefined often means a circular import)" : typeof hubClass === "object" ? " (pass the class, not an instance)" : "";
     throw new HubDefinitionError(`A hub must be a class decorated with @Hub("/path"), got ${describeValue(hubClass)}${hint}.`);
@@ -101,25 +116,33 @@ export function describeHub(hubClass: HubClass, explicitPath?: string): HubDescr
   }
   const methods = new Map<string, HubMethodDescriptor>();
   const hubAuthorize = hubAuthorization(hubClass);
-  const seen = new Set<string>();
+  const chain: object[] = [];
+  for (let proto = hubClass.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) chain.push(proto);
   const hidden = new Set<string | symbol>();
-  for (let proto = hubClass.prototype; proto && proto !== Hub.prototype && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
-    const hiddenHere: Set<string | symbol> | undefined = Object.hasOwn(proto, kNotHubMethod) ? proto[kNotHubMethod] : undefined;
-    hiddenHere?.forEach((key) => hidden.add(key));
-    const renamed: Map<string | symbol, string> | undefined = Object.hasOwn(proto, kMethodName) ? proto[kMethodName] : undefined;
+  for (const proto of chain) {
+    if (Object.hasOwn(proto, kNotHubMethod)) (proto as Record<symbol, Set<string | symbol>>)[kNotHubMethod]!.forEach((key) => hidden.add(key));
+  }
+  const seen = new Set<string>();
+  for (const proto of chain) {
     for (const key of Object.getOwnPropertyNames(proto)) {
       if (LIFECYCLE.has(key) || seen.has(key)) continue;
       seen.add(key); // a subclass's override shadows the base method
       const property = Object.getOwnPropertyDescriptor(proto, key)!;
       if (typeof property.value !== "function" || hidden.has(key)) continue;
-      const name = renamed?.get(key) ?? key;
+      let renamed: string | undefined;
+      let types: unknown[] | undefined;
+      for (const declaring of chain) {
+        renamed ??= ownEntry<string>(declaring, kMethodName, key);
+        if (Object.hasOwn(declaring, key)) types ??= Reflect.getOwnMetadata("design:paramtypes", declaring, key) as unknown[] | undefined;
+      }
+      if (exposure === "decorated" && renamed === undefined) continue;
+      const name = renamed ?? key;
       const lower = name.toLowerCase();
       if (methods.has(lower)) {
         throw new HubDefinitionError(`Hub '${hubClass.name}' has two methods named '${name}' (names are case-insensitive).`);
       }
-      const types = Reflect.getMetadata("design:paramtypes", proto, key) as unknown[] | undefined;
       const fn = property.value as (...args: unknown[]) => unknown;
-      const { authorize, allowAnonymous } = methodAuthorization(proto, key);
+      const { authorize, allowAnonymous } = methodAuthorization(chain, key);
       const authorization: AuthorizeData[] = [];
       if (hubAuthorize !== undefined && !allowAnonymous) authorization.push(hubAuthorize);
       if (authorize !== undefined) authorization.push(authorize);

@@ -12,4 +12,4 @@ export * from "./hub-caller-context.js";
 export * from "./request-context.js";
 export * from "./authorization.js";
 export { UploadStream } from "./upload-stream.js";
-export type { HubDescriptor, HubMethodDescriptor } from "./hub-descriptor.js";
+export type { HubDescriptor, HubMethodDescriptor, HubMethodExposure } from "./hub-descriptor.js";
