@@ -171,3 +171,53 @@ describe("method exposure over the prototype chain", () => {
     await expect(root.invoke("original")).rejects.toThrow("Unknown hub method 'original'");
   });
 });
+
+@Hub("/hubs/helpers")
+class HelpersHub extends Hub {
+  @HubMethod()
+  Send(text: string): string {
+    return this.format(text);
+  }
+  // TypeScript `private` is not visible at run time: exposed unless hidden.
+  private format(text: string): string {
+    return `<${text}>`;
+  }
+  _internalReset(): string {
+    return "reset";
+  }
+}
+
+@Hub("/hubs/helpers-all")
+class HelpersAllHub extends HelpersHub {}
+
+describe("method exposure model", () => {
+  it("exposes every method by default (TypeScript private included) and warns about '_' names at startup", async () => {
+    const server = await startServer([HelpersHub]);
+    const caller = await client(server.url("/hubs/helpers"));
+    expect(await caller.invoke("format", "x")).toBe("<x>");
+    expect(await caller.invoke("_internalReset")).toBe("reset");
+    const warning = server.logger.entries.find((entry) => entry.level === "warn" && /start with '_'/.test(entry.message));
+    expect(warning?.fields).toMatchObject({ hub: "HelpersHub", methods: ["_internalReset"] });
+  });
+
+  it("with hubMethods: 'decorated' on the server, only @HubMethod() methods are invocable", async () => {
+    const server = await startServer([HelpersHub], { hubMethods: "decorated" });
+    const caller = await client(server.url("/hubs/helpers"));
+    expect(await caller.invoke("Send", "x")).toBe("<x>");
+    await expect(caller.invoke("format", "x")).rejects.toThrow("Unknown hub method 'format'");
+    await expect(caller.invoke("_internalReset")).rejects.toThrow("Unknown hub method '_internalReset'");
+    expect(server.logger.entries.some((entry) => entry.level === "warn")).toBe(false);
+  });
+
+  it("with hubMethods: 'decorated' on one hub only, and refuses an unknown exposure value", async () => {
+    const server = await startServer([]);
+    server.server.addHub(HelpersHub, undefined, { hubMethods: "decorated" });
+    server.server.addHub(HelpersAllHub);
+    const caller = await client(server.url("/hubs/helpers"));
+    await expect(caller.invoke("format", "x")).rejects.toThrow("Unknown hub method 'format'");
+    const other = await client(server.url("/hubs/helpers-all"));
+    expect(await other.invoke("format", "x")).toBe("<x>");
+    expect(await other.invoke("Send", "y")).toBe("<y>"); // inherited @HubMethod
+    expect(() => server.server.addHub(MembersHub, undefined, { hubMethods: "Decorated" as never })).toThrow(/must be "all" or "decorated"/);
+  });
+});

@@ -5,6 +5,7 @@ import { consoleLogger, type Logger } from "../contracts/logger.js";
 import type { HubClass } from "../hubs/hub.js";
 import type { ConnectionRequest } from "../contracts/transport.js";
 import type { AuthorizationPolicy } from "../hubs/authorization.js";
+import type { HubMethodExposure } from "../hubs/hub-descriptor.js";
 import type { Principal } from "../hubs/hub-caller-context.js";
 import type { HubModuleRegistration } from "../pipeline/hub-module.js";
 import type { ServerObserver } from "../contracts/server-observer.js";
@@ -115,6 +116,13 @@ export interface ServerOptions {
   readonly membershipStore?: MembershipStore;
   /** How long a connecting user waits for `membershipStore.groupsOf`; past it, they connect without those groups (logged). Default 2 000. */
   readonly membershipTimeout?: number;
+  /**
+   * Which hub methods clients may invoke, for every hub unless `addHub` says otherwise: `"all"`
+   * (default, as ASP.NET: every method of the class and its bases except lifecycle methods and
+   * `@NotHubMethod()` ones; TypeScript `private` does not hide a method) or `"decorated"` (only
+   * `@HubMethod()` methods).
+   */
+  readonly hubMethods?: HubMethodExposure;
 }
 
 /** {@link ServerOptions} with every default applied. */
@@ -173,6 +181,12 @@ function optionalFunction<T>(name: string, value: T | undefined): T | undefined 
   return value;
 }
 
+/** A {@link HubMethodExposure}: anything else (a typo) must not silently expose every method. */
+export function hubMethodExposure(name: string, value: unknown): HubMethodExposure {
+  if (value !== "all" && value !== "decorated") throw new OptionsError(`Option '${name}' must be "all" or "decorated", got ${String(value)}.`);
+  return value;
+}
+
 function checkLogger(logger: Logger): Logger {
   for (const level of ["debug", "info", "warn", "error"] as const) {
     if (typeof logger?.[level] !== "function") throw new OptionsError(`Option 'logger' needs a '${level}(fields, message)' function.`);
@@ -187,6 +201,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
   "maxUploadStreams", "streamBufferCapacity", "maxPendingClientResults", "clientResultTimeout",
   "authenticate", "userIdProvider", "policies", "modules", "logger", "observer", "rejoin", "membershipStore", "membershipTimeout",
+  "hubMethods",
 ];
 
 /** Edit distance, case-insensitive (option names are short: the quadratic cost is nothing). */
@@ -254,6 +269,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
   if (options.statefulReconnect !== undefined && typeof options.statefulReconnect !== "boolean") {
     throw new OptionsError(`Option 'statefulReconnect' must be a boolean, got ${typeof options.statefulReconnect}.`);
   }
+  const hubMethods = hubMethodExposure("hubMethods", options.hubMethods ?? "all");
   if (options.modules !== undefined && !Array.isArray(options.modules)) throw new OptionsError("Option 'modules' must be an array.");
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== "object")) throw new OptionsError("Option 'observer' must be an object (e.g. new SwitchboardMetrics() from @switchboard/metrics).");
   const resolved: ResolvedOptions = {
@@ -286,6 +302,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     rejoin: options.rejoin === undefined ? undefined : new RejoinTokens(options.rejoin),
     membershipStore: checkStore(options.membershipStore ?? new MemoryMembershipStore()),
     membershipTimeout: duration("membershipTimeout", options.membershipTimeout ?? DEFAULTS.membershipTimeout),
+    hubMethods,
   };
   warnUnknownKeys(options, OPTION_KEYS, "server", resolved.logger);
   return resolved;

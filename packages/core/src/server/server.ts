@@ -4,12 +4,12 @@ import { CoreMismatchError, DependencyResolutionError, HubDefinitionError, Optio
 import { FlushScheduler } from "../fan-out/flush-scheduler.js";
 import type { Hub, HubClass } from "../hubs/hub.js";
 import type { AnyClient, ClientMethods } from "../fan-out/clients.js";
-import { describeHub } from "../hubs/hub-descriptor.js";
+import { describeHub, type HubMethodExposure } from "../hubs/hub-descriptor.js";
 import { HubEndpoint, type HubContext } from "./hub-endpoint.js";
 import { transportList, type ConnectionEndpoint } from "./connection-endpoint.js";
 import { ConnectionHandlerEndpoint, type ConnectionHandler, type ConnectionHandlerOptions } from "./connection-handler-endpoint.js";
 import type { TransportType } from "../contracts/transport.js";
-import { resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
+import { hubMethodExposure, resolveOptions, type ResolvedOptions, type ServerOptions } from "./options.js";
 import { hubModules } from "../pipeline/use-modules.js";
 import { LOGGER } from "../contracts/logger.js";
 import type { HubStats, ServerStats } from "../contracts/server-observer.js";
@@ -33,6 +33,8 @@ const contextTokens = new WeakMap<HubClass, symbol>();
 export interface HubEndpointOptions {
   /** Transports this hub accepts (ASP.NET's `HttpConnectionDispatcherOptions.Transports`). Default: all three. */
   readonly transports?: readonly TransportType[];
+  /** Which methods of this hub clients may invoke; default: the server's `hubMethods` option. */
+  readonly hubMethods?: HubMethodExposure;
 }
 
 /** Paths match case-insensitively, as in ASP.NET routing. */
@@ -93,7 +95,7 @@ export class SwitchboardServer {
     if (this.#byClass.has(hub)) {
       throw new HubDefinitionError(`Hub '${hub.name}' is registered twice: list it once, either in the 'hubs' option or in one addHub() call.`);
     }
-    const descriptor = describeHub(hub, path);
+    const descriptor = describeHub(hub, path, options.hubMethods === undefined ? this.options.hubMethods : hubMethodExposure("hubMethods", options.hubMethods));
     const transports = transportList(options.transports, `Hub '${hub.name}'`);
     const taken = this.route(descriptor.path);
     if (taken !== undefined) {
@@ -108,6 +110,13 @@ export class SwitchboardServer {
           }
         }
       }
+    }
+    const underscored = [...descriptor.methods.values()].filter((method) => method.name.startsWith("_")).map((method) => method.name);
+    if (underscored.length > 0) {
+      this.options.logger.warn(
+        { hub: descriptor.name, methods: underscored },
+        "Hub methods whose names start with '_' are invocable by clients; hide helpers with @NotHubMethod() or the 'hubMethods: \"decorated\"' option.",
+      );
     }
     const modules = [...this.#globalModules, ...hubModules(hub).map((module) => this.#module(module))];
     const pipeline = new HubPipeline(modules, this.options.logger);
