@@ -21,10 +21,30 @@ export interface ConnectionOptions extends ParserLimits, StreamLimits {
   readonly maxInvocationIdLength: number;
   readonly maxParallelInvocations: number;
   readonly maxQueuedInvocations: number;
+  /** Records of one connection handled per event-loop turn; the rest wait for a later turn. */
+  readonly maxMessagesPerTurn: number;
   /** Bytes of sent but unacknowledged messages kept for a stateful-reconnect replay; past it, sends wait. */
   readonly statefulReconnectBufferSize: number;
   /** How long a stateful-reconnect connection waits for its client after losing the transport. */
   readonly disconnectTimeout: number;
+}
+
+/**
+ * The event-loop turn, counted by one shared `setImmediate` scheduled only while connections
+ * receive: a connection's record budget is renewed when the turn changes.
+ */
+let currentTurn = 0;
+let turnScheduled = false;
+function advanceTurn(): void {
+  currentTurn++;
+  turnScheduled = false;
+}
+function turn(): number {
+  if (!turnScheduled) {
+    turnScheduled = true;
+    setImmediate(advanceTurn);
+  }
+  return currentTurn;
 }
 
 /** What a connection needs from the hub endpoint that owns it. */
@@ -169,7 +189,27 @@ export class HubConnection implements ConnectionHandle, Recipient {
   #closeMessageSent = false;
   /** A protocol fault whose Close waits until the invocations read before the bad record have started. */
   #pendingFault: { readonly message: CloseMessage; readonly error: Error | undefined } | undefined;
-  readonly #onMessage = (message: HubMessage): void => this.#dispatch(message);
+  /**
+   * Parsed records not handled yet (from `#inboxHead`): a connection handles at most
+   * `maxMessagesPerTurn` per event-loop turn, so one frame full of small records cannot hold the
+   * loop; reading from its transport pauses until the backlog is handled, which bounds it.
+   */
+  #inbox: HubMessage[] = [];
+  #inboxHead = 0;
+  #budget = 0;
+  #budgetTurn = -1;
+  /** Reading is paused for the backlog (beside `#paused`, for the invocation queue). */
+  #backlogPaused = false;
+  #drainScheduled = false;
+  /** A parse error after the backlog's records: raised once they were handled. */
+  #inboxFault: unknown;
+  readonly #onMessage = (message: HubMessage): void => {
+    this.#inbox.push(message);
+  };
+  readonly #drainLater = (): void => {
+    this.#drainScheduled = false;
+    this.#drain();
+  };
   readonly #onInvocationDone = (): void => this.#invocationDone();
   /** True while an async `onConnected` runs: invocations wait for it, as in ASP.NET. */
   #connecting = false;
@@ -251,7 +291,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   receive(data: Uint8Array): void {
     // After a fault the parser's state is unspecified: nothing more is read from this client.
-    if (this.#state === CLOSED || this.#pendingFault !== undefined) return;
+    if (this.#state === CLOSED || this.#pendingFault !== undefined || this.#inboxFault !== undefined) return;
     try {
       if (this.#state === HANDSHAKING) {
         const done = this.#handshake!.read(data);
@@ -263,7 +303,59 @@ export class HubConnection implements ConnectionHandle, Recipient {
       if (this.#held) this.#releaseHold();
       this.#parser!.parse(data, this.#onMessage);
     } catch (error) {
+      if (this.#inboxHead === this.#inbox.length) {
+        this.#protocolFault(error);
+        return;
+      }
+      this.#inboxFault = error; // the records before the bad one are handled first
+    }
+    this.#drain();
+  }
+
+  /** Handles backlogged records within this turn's budget; schedules the rest for a later turn. */
+  #drain(): void {
+    const now = turn();
+    if (this.#budgetTurn !== now) {
+      this.#budgetTurn = now;
+      this.#budget = this.#host.options.maxMessagesPerTurn;
+    }
+    const inbox = this.#inbox;
+    try {
+      while (this.#inboxHead < inbox.length && this.#budget > 0 && this.#state !== CLOSED) {
+        const message = inbox[this.#inboxHead]!;
+        inbox[this.#inboxHead++] = undefined as never; // released as soon as handled
+        this.#budget--;
+        this.#dispatch(message);
+      }
+    } catch (error) {
+      this.#inbox = [];
+      this.#inboxHead = 0;
+      this.#inboxFault = undefined;
       this.#protocolFault(error);
+      return;
+    }
+    if (this.#inboxHead < inbox.length && this.#state !== CLOSED) {
+      if (!this.#backlogPaused) {
+        this.#backlogPaused = true;
+        this.#syncReading();
+      }
+      if (!this.#drainScheduled) {
+        this.#drainScheduled = true;
+        setImmediate(this.#drainLater);
+      }
+      return;
+    }
+    this.#inbox = inbox.length > 0 ? [] : inbox;
+    this.#inboxHead = 0;
+    if (this.#inboxFault !== undefined) {
+      const fault = this.#inboxFault;
+      this.#inboxFault = undefined;
+      if (this.#state !== CLOSED) this.#protocolFault(fault);
+      return;
+    }
+    if (this.#backlogPaused) {
+      this.#backlogPaused = false;
+      if (this.#state !== CLOSED) this.#syncReading();
     }
   }
 
@@ -420,11 +512,12 @@ export class HubConnection implements ConnectionHandle, Recipient {
   }
 
   /**
-   * Pauses reading from the client while its invocation queue or an upload stream is full, and
-   * resumes it once neither is (the transport's pause/resume are not counted, so one place decides).
+   * Pauses reading from the client while its invocation queue or an upload stream is full or its
+   * records wait for a later turn, and resumes it once none is (the transport's pause/resume are
+   * not counted, so one place decides).
    */
   #syncReading(): void {
-    const pause = this.#paused || this.#uploadsPaused;
+    const pause = this.#paused || this.#uploadsPaused || this.#backlogPaused;
     if (pause === this.#readingPaused) return;
     this.#readingPaused = pause;
     if (pause) {

@@ -62,6 +62,8 @@ export interface ServerOptions {
   readonly maxParallelInvocations?: number;
   /** Waiting calls per connection before the transport stops reading from it. Default 64. */
   readonly maxQueuedInvocations?: number;
+  /** Records of one connection handled per event-loop turn; the rest wait for the next turn, so one peer cannot hold the loop. */
+  readonly maxMessagesPerTurn?: number;
   /** Negotiated connection tokens that are not used within this time expire. Default 15 000. */
   readonly unusedTokenTimeout?: number;
   /** On `close()`, how long `onDisconnected` handlers get to finish before `close()` resolves anyway. Default 10 000. */
@@ -144,6 +146,7 @@ export const DEFAULTS = {
   maxInvocationIdLength: 256,
   maxParallelInvocations: 1,
   maxQueuedInvocations: 64,
+  maxMessagesPerTurn: 128,
   unusedTokenTimeout: 15_000,
   shutdownTimeout: 10_000,
   detailedErrors: false,
@@ -283,6 +286,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxInvocationIdLength: count("maxInvocationIdLength", options.maxInvocationIdLength ?? DEFAULTS.maxInvocationIdLength),
     maxParallelInvocations: count("maxParallelInvocations", options.maxParallelInvocations ?? DEFAULTS.maxParallelInvocations),
     maxQueuedInvocations: count("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
+    maxMessagesPerTurn: count("maxMessagesPerTurn", options.maxMessagesPerTurn ?? DEFAULTS.maxMessagesPerTurn),
     unusedTokenTimeout: duration("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
     shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout ?? DEFAULTS.shutdownTimeout),
     detailedErrors: options.detailedErrors ?? DEFAULTS.detailedErrors,
