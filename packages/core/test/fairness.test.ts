@@ -59,3 +59,39 @@ describe("one connection cannot hold the event loop", () => {
     expect(() => new SwitchboardServer({ protocols: [new JsonHubProtocol()], maxMessagesPerTurn: 0 })).toThrow(OptionsError);
   });
 });
+
+@Hub("/hubs/joiner")
+class JoinerHub extends Hub {
+  @HubMethod()
+  async Join(group: string): Promise<number> {
+    await this.groups.add(this.context.connectionId, group);
+    return this.groups.groupsOf(this.context.connectionId).length;
+  }
+  @HubMethod()
+  async Leave(group: string): Promise<void> {
+    await this.groups.remove(this.context.connectionId, group);
+  }
+}
+
+describe("groups per connection", () => {
+  it("refuses a join past maxGroupsPerConnection with a clear error and keeps the connection", async () => {
+    const server = await startServer([JoinerHub], { maxGroupsPerConnection: 3 });
+    const client = await connectClient(server.url("/hubs/joiner"));
+    for (const group of ["a", "b", "c"]) await client.invoke("Join", group);
+    await expect(client.invoke("Join", "d")).rejects.toThrow("A connection can be in at most 3 groups.");
+    expect(await client.invoke("Join", "a")).toBe(3); // joining a group it is in is not a new membership
+    await client.invoke("Leave", "b");
+    expect(await client.invoke("Join", "d")).toBe(3);
+    const other = await connectClient(server.url("/hubs/joiner")); // the cap is per connection
+    expect(await other.invoke("Join", "z")).toBe(1);
+  });
+
+  it("has a generous default cap", async () => {
+    const server = await startServer([JoinerHub]);
+    const client = await connectClient(server.url("/hubs/joiner"));
+    for (let batch = 0; batch < 1000; batch += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, i) => client.invoke("Join", `g${batch + i}`)));
+    }
+    await expect(client.invoke("Join", "one-too-many")).rejects.toThrow("at most 1000 groups");
+  });
+});

@@ -1,3 +1,4 @@
+import { HubError } from "../contracts/errors.js";
 import { GroupRegistry, checkGroupName } from "./group-registry.js";
 import type { HubProtocol } from "../contracts/hub-protocol.js";
 import type { Logger } from "../contracts/logger.js";
@@ -24,11 +25,17 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   readonly #logger: Logger;
   readonly #onSent: ((deliveries: readonly number[]) => void) | undefined;
 
-  /** `onSent`, for metrics, gets each send's recipient count per protocol index after it went out. */
-  constructor(protocols: readonly HubProtocol[], logger: Logger, onSent?: (deliveries: readonly number[]) => void) {
+  readonly #maxGroups: number;
+
+  /**
+   * `onSent`, for metrics, gets each send's recipient count per protocol index after it went out.
+   * `maxGroupsPerConnection`: joins past it fail with a {@link HubError} (default: no cap).
+   */
+  constructor(protocols: readonly HubProtocol[], logger: Logger, onSent?: (deliveries: readonly number[]) => void, maxGroupsPerConnection = Infinity) {
     this.#protocols = protocols;
     this.#logger = logger;
     this.#onSent = onSent;
+    this.#maxGroups = maxGroupsPerConnection;
   }
 
   onConnected(connection: C): void {
@@ -55,7 +62,11 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   addToGroup(connectionId: string, group: string): void {
     checkGroupName(group);
     const connection = this.connections.get(connectionId);
-    if (connection !== undefined && connection.connected) this.groups.add(connection, group);
+    if (connection === undefined || !connection.connected) return;
+    if (connection.groups.size >= this.#maxGroups && !connection.groups.has(group)) {
+      throw new HubError(`A connection can be in at most ${this.#maxGroups} groups.`);
+    }
+    this.groups.add(connection, group);
   }
 
   removeFromGroup(connectionId: string, group: string): void {

@@ -69,7 +69,11 @@ export class GroupRejoin {
     if (claimed.size > 0 && connection.connected) {
       for (const group of await this.#kept(connection, [...claimed])) {
         if (!connection.connected) break;
-        this.#endpoint.lifetimeManager.addToGroup(connection.connectionId, group);
+        try {
+          this.#endpoint.lifetimeManager.addToGroup(connection.connectionId, group);
+        } catch {
+          break; // maxGroupsPerConnection reached: the remaining groups are not restored
+        }
         restored.push(group);
       }
     }

@@ -173,7 +173,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
         }
       };
     }
-    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent);
+    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent, options.maxGroupsPerConnection);
     this.#rejoin = new GroupRejoin(this);
     this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin);
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };

@@ -62,6 +62,8 @@ export interface ServerOptions {
   readonly maxParallelInvocations?: number;
   /** Waiting calls per connection before the transport stops reading from it. Default 64. */
   readonly maxQueuedInvocations?: number;
+  /** Groups one connection may be in (of one hub); a join past it fails with a HubError to the caller. */
+  readonly maxGroupsPerConnection?: number;
   /** Records of one connection handled per event-loop turn; the rest wait for the next turn, so one peer cannot hold the loop. */
   readonly maxMessagesPerTurn?: number;
   /** Negotiated connection tokens that are not used within this time expire. Default 15 000. */
@@ -147,6 +149,7 @@ export const DEFAULTS = {
   maxParallelInvocations: 1,
   maxQueuedInvocations: 64,
   maxMessagesPerTurn: 128,
+  maxGroupsPerConnection: 1000,
   unusedTokenTimeout: 15_000,
   shutdownTimeout: 10_000,
   detailedErrors: false,
@@ -286,6 +289,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxInvocationIdLength: count("maxInvocationIdLength", options.maxInvocationIdLength ?? DEFAULTS.maxInvocationIdLength),
     maxParallelInvocations: count("maxParallelInvocations", options.maxParallelInvocations ?? DEFAULTS.maxParallelInvocations),
     maxQueuedInvocations: count("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
+    maxGroupsPerConnection: count("maxGroupsPerConnection", options.maxGroupsPerConnection ?? DEFAULTS.maxGroupsPerConnection),
     maxMessagesPerTurn: count("maxMessagesPerTurn", options.maxMessagesPerTurn ?? DEFAULTS.maxMessagesPerTurn),
     unusedTokenTimeout: duration("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
     shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout ?? DEFAULTS.shutdownTimeout),
