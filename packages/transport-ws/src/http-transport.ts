@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { Server as NetServer, type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
+import { AddressLimit } from "./address-limit.js";
 import { checkServer, isAdmission, isRefusal, OptionsError, SwitchboardError, warnUnknownKeys, TRANSPORT_TYPES, type AttachedTransport, type AvailableTransport, type ConnectionEndpoint, type ConnectionHandle, type Logger, type PendingConnection, type SwitchboardServer, type TransportType } from "@switchboard/core";
 import { WebSocket, WebSocketServer } from "ws";
 import { WebSocketConnection } from "./websocket-connection.js";
@@ -30,9 +31,15 @@ export interface HttpTransportOptions {
    * Requests without `Origin` (non-browser clients) always pass.
    */
   readonly allowedOrigins?: OriginList;
+  /**
+   * Open connections (any transport, all hubs) allowed per remote address; past it, the connect
+   * request gets 429. Default: no limit (clients behind one proxy or NAT share an address).
+   */
+  readonly maxConnectionsPerAddress?: number;
 }
 
 const NEGOTIATE_SUFFIX = "/negotiate";
+const TOO_MANY_FROM_ADDRESS = "Too many connections from this address.";
 const AVAILABLE: Readonly<Record<TransportType, AvailableTransport>> = {
   WebSockets: Object.freeze({ transport: "WebSockets", transferFormats: Object.freeze(["Text", "Binary"] as const) }),
   // Text only: the client never picks it for MessagePack (§2.1), as with ASP.NET.
@@ -44,7 +51,7 @@ const kLogger = Symbol("switchboard.logger");
 const kSockets = Symbol("switchboard.sockets");
 /** Marks an http.Server that has a transport (Symbol.for: seen by every copy of this package). */
 const kAttached = Symbol.for("switchboard.transport.attached");
-const OPTION_KEYS: readonly (keyof HttpTransportOptions)[] = ["transports", "maxPayload", "closeTimeout", "pollTimeout", "disconnectTimeout", "cors", "allowedOrigins"];
+const OPTION_KEYS: readonly (keyof HttpTransportOptions)[] = ["transports", "maxPayload", "closeTimeout", "pollTimeout", "disconnectTimeout", "cors", "allowedOrigins", "maxConnectionsPerAddress"];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 type TrackedSocket = WebSocket & { [kHandle]?: ConnectionHandle; [kLogger]?: Logger; [kSockets]?: Set<TrackedSocket> };
@@ -107,6 +114,9 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
   readonly #sockets = new Set<TrackedSocket>();
   /** Server-Sent Events and long-polling connections by token. */
   readonly #http = new Map<string, HttpConnection>();
+  /** `maxConnectionsPerAddress`, when set, and the address each HTTP connection holds a slot for. */
+  readonly #perAddress: AddressLimit | undefined;
+  readonly #httpAddress = new Map<HttpConnection, string | undefined>();
   readonly #detach: (() => void)[] = [];
   #keepAliveTimer: NodeJS.Timeout | undefined;
   #httpServer: Server | undefined;
@@ -128,6 +138,11 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     }
     this.#transports = new Set(transports);
     this.#closeTimeout = duration("closeTimeout", options.closeTimeout ?? 5_000);
+    if (options.maxConnectionsPerAddress !== undefined) {
+      const max = options.maxConnectionsPerAddress;
+      if (typeof max !== "number" || !Number.isSafeInteger(max) || max <= 0) throw new OptionsError(`Option 'maxConnectionsPerAddress' must be a positive integer, got ${String(max)}.`);
+      this.#perAddress = new AddressLimit(max);
+    }
     const pollTimeout = duration("pollTimeout", options.pollTimeout ?? 90_000);
     if (pollTimeout >= 100_000) throw new OptionsError("Option 'pollTimeout' must stay below the client's fixed 100 000 ms poll timeout.");
     this.#times = { pollTimeout, disconnectTimeout: duration("disconnectTimeout", options.disconnectTimeout ?? 15_000) };
@@ -333,8 +348,9 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
       return;
     }
     void this.#admit(endpoint, req, res, query, token, "ServerSentEvents").then((pending) => {
-      if (pending === undefined) return;
+      if (pending === undefined || !this.#takeSlot(endpoint, pending, req, res)) return;
       const connection = new ServerSentEventsConnection(token, this, res);
+      this.#holdSlot(connection, req);
       this.#http.set(token, connection);
       connection.open();
       connection.handle = endpoint.connect(pending, connection, requestOf(req, query, "ServerSentEvents"));
@@ -348,12 +364,25 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     if (existing !== undefined) return respond(res, 400, "Cannot change transports mid-connection");
     // The first poll starts the connection and is answered at once (§2.5).
     void this.#admit(endpoint, req, res, query, token, "LongPolling").then((pending) => {
-      if (pending === undefined) return;
+      if (pending === undefined || !this.#takeSlot(endpoint, pending, req, res)) return;
       const connection = new LongPollingConnection(token, this, this.#times);
+      this.#holdSlot(connection, req);
       this.#http.set(token, connection);
       connection.open(res);
       connection.handle = endpoint.connect(pending, connection, requestOf(req, query, "LongPolling"));
     });
+  }
+
+  /** Takes a `maxConnectionsPerAddress` slot for an admitted HTTP connection, else answers 429. */
+  #takeSlot(endpoint: ConnectionEndpoint, pending: PendingConnection, req: IncomingMessage, res: ServerResponse): boolean {
+    if (this.#perAddress === undefined || this.#perAddress.acquire(req.socket.remoteAddress)) return true;
+    endpoint.abandon(pending);
+    respond(res, 429, TOO_MANY_FROM_ADDRESS);
+    return false;
+  }
+
+  #holdSlot(connection: HttpConnection, req: IncomingMessage): void {
+    if (this.#perAddress !== undefined) this.#httpAddress.set(connection, req.socket.remoteAddress);
   }
 
   /** One timer for every Server-Sent Events stream: a comment on the idle ones. */
@@ -370,6 +399,10 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
   /** An HTTP connection has ended on the transport's side. */
   finished(connection: HttpConnection): void {
     if (this.#http.get(connection.token) === connection) this.#http.delete(connection.token);
+    if (this.#perAddress !== undefined && this.#httpAddress.has(connection)) {
+      this.#perAddress.release(this.#httpAddress.get(connection));
+      this.#httpAddress.delete(connection);
+    }
     if (this.#http.size === 0) this.#finishedAll?.();
   }
 
@@ -394,6 +427,16 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     if (this.#stopping !== undefined || this.#server.closed) {
       rejectUpgrade(socket, 503, "The server is shutting down.");
       return true;
+    }
+    if (this.#perAddress !== undefined) {
+      const limit = this.#perAddress;
+      const address = req.socket.remoteAddress;
+      if (!limit.acquire(address)) {
+        rejectUpgrade(socket, 429, TOO_MANY_FROM_ADDRESS);
+        return true;
+      }
+      // The raw socket closes however the upgrade or the WebSocket ends: the slot goes back then.
+      socket.once("close", () => limit.release(address));
     }
     void this.#upgrade(endpoint, req, socket, head, url.query);
     return true;

@@ -23,6 +23,7 @@ interface Entry {
 export class ConnectionStore {
   readonly #entries = new Map<string, Entry>();
   readonly #unusedTimeout: number;
+  #pending = 0;
 
   constructor(unusedTimeout: number) {
     this.#unusedTimeout = unusedTimeout;
@@ -37,7 +38,11 @@ export class ConnectionStore {
     const connectionId = newId();
     const connectionToken = newId();
     const entry: Entry = { connectionId, timer: undefined, inUse: false, owner: owner?.(connectionId), statefulReconnect };
-    entry.timer = setTimeout(() => this.#entries.delete(connectionToken), this.#unusedTimeout);
+    entry.timer = setTimeout(() => {
+      this.#pending--;
+      this.#entries.delete(connectionToken);
+    }, this.#unusedTimeout);
+    this.#pending++;
     entry.timer.unref();
     this.#entries.set(connectionToken, entry);
     return { connectionId, connectionToken };
@@ -51,7 +56,8 @@ export class ConnectionStore {
   /** Marks a pending token (checked with `peek`) as used by a transport: it no longer expires. */
   claim(token: string): void {
     const entry = this.#entries.get(token);
-    if (entry === undefined) return;
+    if (entry === undefined || entry.inUse) return;
+    this.#pending--;
     entry.inUse = true;
     clearTimeout(entry.timer);
     entry.timer = undefined;
@@ -61,6 +67,7 @@ export class ConnectionStore {
   release(token: string): void {
     const entry = this.#entries.get(token);
     if (entry === undefined) return;
+    if (!entry.inUse) this.#pending--;
     clearTimeout(entry.timer);
     this.#entries.delete(token);
   }
@@ -69,6 +76,12 @@ export class ConnectionStore {
   clear(): void {
     for (const entry of this.#entries.values()) clearTimeout(entry.timer);
     this.#entries.clear();
+    this.#pending = 0;
+  }
+
+  /** Tokens negotiated but not claimed by a transport yet. */
+  get pending(): number {
+    return this.#pending;
   }
 
   get size(): number {

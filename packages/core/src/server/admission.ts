@@ -7,13 +7,13 @@ import type { NegotiateResponse, PendingConnection } from "./hub-endpoint.js";
 // `instanceof` does not, and a refusal it failed to recognize would have let the request in.
 const kRefusal = Symbol.for("switchboard.core.refusal");
 const kAdmission = Symbol.for("switchboard.core.admission");
-const REFUSAL_STATUSES: ReadonlySet<unknown> = new Set([401, 403, 404, 409, 503]);
+const REFUSAL_STATUSES: ReadonlySet<unknown> = new Set([401, 403, 404, 409, 429, 503]);
 
 /** A request refused before any connection exists: the transport answers with this HTTP status. */
 export class Refusal {
-  readonly status: 401 | 403 | 404 | 409 | 503;
+  readonly status: 401 | 403 | 404 | 409 | 429 | 503;
   readonly reason: string;
-  constructor(status: 401 | 403 | 404 | 409 | 503, reason: string) {
+  constructor(status: 401 | 403 | 404 | 409 | 429 | 503, reason: string) {
     this.status = status;
     this.reason = reason;
     Object.defineProperty(this, kRefusal, { value: true });

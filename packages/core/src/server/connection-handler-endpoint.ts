@@ -244,6 +244,7 @@ export class ConnectionHandlerEndpoint implements ConnectionEndpoint {
     const user = await this.#authenticate(request);
     if (isRefusal(user)) return user;
     if (this.#closing) return new Refusal(503, "The server is shutting down.");
+    if (this.store.pending >= this.options.maxPendingNegotiations) return new Refusal(503, "Too many connections are being negotiated; try again later.");
     const { connectionId, connectionToken } = this.store.create((id) => this.#owner(user, id, request));
     return admitted({ negotiateVersion: 1, connectionId, connectionToken, availableTransports });
   }

@@ -76,6 +76,7 @@ const IN_USE = new Refusal(409, "The connection already has a transport.");
 const REATTACHING = new Refusal(409, "The connection is already reconnecting.");
 const ENDED = new Refusal(404, "The connection has ended.");
 const SHUTTING_DOWN = new Refusal(503, "The server is shutting down.");
+const TOO_MANY_PENDING = new Refusal(503, "Too many connections are being negotiated; try again later.");
 
 /** The bearer token of a request: `Authorization: Bearer …`, else the `access_token` query parameter. */
 export function bearerToken(request: ConnectionRequest): string | undefined {
@@ -236,6 +237,10 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     const user = await this.#authorize(request);
     if (isRefusal(user)) return user;
     if (this.#closing) return SHUTTING_DOWN; // close() began while authenticate ran
+    if (this.store.pending >= this.options.maxPendingNegotiations) {
+      this.logger.debug({ hub: this.descriptor.name }, "Negotiate refused: too many unused connection tokens.");
+      return TOO_MANY_PENDING;
+    }
     const stateful = this.options.statefulReconnect && request.query.get("useStatefulReconnect") === "true";
     const { connectionId, connectionToken } = this.store.create((id) => this.#userKey(user, id, request), stateful);
     if (stateful) return admitted({ negotiateVersion: 1, connectionId, connectionToken, useStatefulReconnect: true, availableTransports });

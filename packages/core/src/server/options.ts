@@ -62,6 +62,8 @@ export interface ServerOptions {
   readonly maxParallelInvocations?: number;
   /** Waiting calls per connection before the transport stops reading from it. Default 64. */
   readonly maxQueuedInvocations?: number;
+  /** Negotiated connection tokens of one hub not yet used by a transport; past it, negotiate answers 503. */
+  readonly maxPendingNegotiations?: number;
   /** Groups one connection may be in (of one hub); a join past it fails with a HubError to the caller. */
   readonly maxGroupsPerConnection?: number;
   /** Records of one connection handled per event-loop turn; the rest wait for the next turn, so one peer cannot hold the loop. */
@@ -150,6 +152,7 @@ export const DEFAULTS = {
   maxQueuedInvocations: 64,
   maxMessagesPerTurn: 128,
   maxGroupsPerConnection: 1000,
+  maxPendingNegotiations: 10_000,
   unusedTokenTimeout: 15_000,
   shutdownTimeout: 10_000,
   detailedErrors: false,
@@ -289,6 +292,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     maxInvocationIdLength: count("maxInvocationIdLength", options.maxInvocationIdLength ?? DEFAULTS.maxInvocationIdLength),
     maxParallelInvocations: count("maxParallelInvocations", options.maxParallelInvocations ?? DEFAULTS.maxParallelInvocations),
     maxQueuedInvocations: count("maxQueuedInvocations", options.maxQueuedInvocations ?? DEFAULTS.maxQueuedInvocations),
+    maxPendingNegotiations: count("maxPendingNegotiations", options.maxPendingNegotiations ?? DEFAULTS.maxPendingNegotiations),
     maxGroupsPerConnection: count("maxGroupsPerConnection", options.maxGroupsPerConnection ?? DEFAULTS.maxGroupsPerConnection),
     maxMessagesPerTurn: count("maxMessagesPerTurn", options.maxMessagesPerTurn ?? DEFAULTS.maxMessagesPerTurn),
     unusedTokenTimeout: duration("unusedTokenTimeout", options.unusedTokenTimeout ?? DEFAULTS.unusedTokenTimeout),
