@@ -254,7 +254,27 @@ describe("shipped modules", () => {
     expect(await client.invoke("Echo", "again")).toBe("again");
   });
 
+  it("RateLimitModule keyed by address or user shares one bucket across connections", async () => {
+    const server = await startServer([PlainHub], { modules: [new RateLimitModule({ perSecond: 0.001, burst: 3, key: "address" })] });
+    const first = await connectClient(server.url("/hubs/plain"));
+    const second = await connectClient(server.url("/hubs/plain")); // same address: 127.0.0.1
+    expect(await first.invoke("Echo", 1)).toBe(1);
+    expect(await second.invoke("Echo", 2)).toBe(2);
+    expect(await first.invoke("Echo", 3)).toBe(3);
+    await expect(second.invoke("Echo", 4)).rejects.toThrow("Too many invocations; slow down.");
+    const users = await startServer([PlainHub], {
+      authenticate: (request) => (request.token === undefined ? null : { sub: request.token }),
+      modules: [new RateLimitModule({ perSecond: 0.001, burst: 1, key: "user" })],
+    });
+    const as = (token: string) => connectClient(users.url("/hubs/plain"), "json", (builder) => builder.withUrl(users.url("/hubs/plain"), { accessTokenFactory: () => token, transport: 1 }));
+    const [alice1, alice2, bob] = [await as("alice"), await as("alice"), await as("bob")];
+    expect(await alice1.invoke("Echo", 1)).toBe(1);
+    await expect(alice2.invoke("Echo", 2)).rejects.toThrow("Too many invocations; slow down.");
+    expect(await bob.invoke("Echo", 3)).toBe(3); // another user, same address: its own bucket
+  });
+
   it("RateLimitModule rejects impossible options at construction", () => {
+    expect(() => new RateLimitModule({ key: "ip" as never })).toThrow(expect.objectContaining({ code: "SB_ERR_OPTIONS" }));
     expect(() => new RateLimitModule({ perSecond: 0 })).toThrow(expect.objectContaining({ code: "SB_ERR_OPTIONS" }));
   });
 
