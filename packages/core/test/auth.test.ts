@@ -129,6 +129,34 @@ describe("authentication", () => {
   });
 });
 
+describe("authentication expiry", () => {
+  /** The token is the `exp` claim itself (seconds since the epoch). */
+  const expiring = (request: AuthenticationRequest): Principal | null => (request.token === undefined ? null : { sub: "alice", exp: Number(request.token) });
+  const inSeconds = (ms: number) => String((Date.now() + ms) / 1000);
+
+  it("T25e closes a connection when its authentication expires, with a clear error, when closeOnAuthenticationExpiration is on", async () => {
+    const server = await startServer([OpenHub], { authenticate: expiring, policies, closeOnAuthenticationExpiration: true, keepAliveInterval: 200 });
+    const url = server.url("/hubs/open");
+    const client = await secureClient(url, inSeconds(400));
+    const closed = new Promise<Error | undefined>((resolve) => client.onclose(resolve));
+    expect(await client.invoke("Whoami")).toBe("alice");
+    const error = await closed;
+    expect(error?.message).toContain("Connection closed with an error. The authentication expired.");
+    const expired = await fetch(`${url}/negotiate?negotiateVersion=1`, { method: "POST", headers: { Authorization: `Bearer ${inSeconds(-1000)}` } });
+    expect(expired.status).toBe(401);
+    const lasting = await secureClient(url, inSeconds(3_600_000));
+    await settle(300);
+    expect(await lasting.invoke("Whoami")).toBe("alice");
+  });
+
+  it("leaves connections open past their exp claim when closeOnAuthenticationExpiration is off (the default)", async () => {
+    const server = await startServer([OpenHub], { authenticate: expiring, policies, keepAliveInterval: 200 });
+    const client = await secureClient(server.url("/hubs/open"), inSeconds(-1000));
+    await settle(300);
+    expect(await client.invoke("Whoami")).toBe("alice");
+  });
+});
+
 describe("authorization", () => {
   it("applies hub policies to every method except @AllowAnonymous ones, and keeps the connection open", async () => {
     const server = await start();

@@ -145,6 +145,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
   userIdentifier: string | null = null;
   /** The principal that opened the connection (from `authenticate`), or null. */
   user: Principal | null = null;
+  /** When the user's authentication expires (ms since the epoch; `closeOnAuthenticationExpiration`): the connection is closed then. */
+  authenticationExpiresAt = Infinity;
   protocol: HubProtocol | undefined;
   protocolIndex = -1;
   /** Set by sends that deduplicate recipients (e.g. several groups); see the lifetime manager. */
@@ -672,6 +674,10 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * connection when its reconnect window ran out, and releases a hold that waited too long.
    */
   tick(now: number): void {
+    if (now >= this.authenticationExpiresAt && this.#state === CONNECTED) {
+      this.close({ type: MessageType.Close, error: `${CONNECTION_ERROR_TEXT} The authentication expired.`, allowReconnect: true }, new Error("Authentication expired."));
+      return;
+    }
     // Long polling has inherent keep-alive (§2.5): no Ping, no client timeout; the transport ends
     // a client that stops polling.
     if (this.#state !== CONNECTED || this.request.transport === "LongPolling") return;

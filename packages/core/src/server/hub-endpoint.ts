@@ -31,6 +31,12 @@ export interface HubContext<TClient extends ClientMethods = AnyClient> {
   readonly groups: GroupManager;
 }
 
+/** When a principal's authentication expires: its `exp` claim (seconds since the epoch, as in a JWT), in ms; never without one. */
+function authenticationExpiry(user: Principal | null): number {
+  const exp = user?.exp;
+  return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : Infinity;
+}
+
 /** One entry of a negotiate response's `availableTransports`. */
 export interface AvailableTransport {
   readonly transport: TransportType;
@@ -200,6 +206,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       }
     }
     if (user === null && this.descriptor.authorize !== undefined) return UNAUTHENTICATED;
+    if (this.options.closeOnAuthenticationExpiration && authenticationExpiry(user) <= Date.now()) return UNAUTHENTICATED;
     if (this.pipeline.hasAuthorizeConnect) {
       try {
         if (!(await this.pipeline.authorizeConnect({ hubName: this.descriptor.name, user, request }))) return FORBIDDEN;
@@ -304,6 +311,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       this.#reattaches.delete(pending);
       resumed.reattaching = false;
       const lease = new TransportLease(resumed, transport);
+      if (this.options.closeOnAuthenticationExpiration) resumed.authenticationExpiresAt = authenticationExpiry(pending.user); // a reattach may bring a fresh token
       if (!resumed.reattach(transport)) {
         transport.close();
         return lease;
@@ -314,6 +322,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     }
     const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container, pending.statefulReconnect);
     connection.user = pending.user;
+    if (this.options.closeOnAuthenticationExpiration) connection.authenticationExpiresAt = authenticationExpiry(pending.user);
     if (pending.token !== undefined) this.#tokens.set(connection, pending.token);
     this.connections.add(connection);
     const observer = this.#observer;

@@ -103,6 +103,13 @@ export interface ServerOptions {
   readonly authenticate?: (request: AuthenticationRequest) => Principal | null | Promise<Principal | null>;
   /** Maps a connection to its user identifier (for `clients.user(id)`). Default: the principal's `sub` or `id` claim. */
   readonly userIdProvider?: (context: UserIdContext) => string | null | undefined;
+  /**
+   * Close a connection when its authentication expires (ASP.NET's `CloseOnAuthenticationExpiration`):
+   * the expiry is the `exp` claim (seconds since the epoch, as in a JWT) of the principal
+   * `authenticate` returned. The client gets a Close with `The authentication expired.` (within
+   * one heartbeat tick, at most a second late); an already expired principal gets 401. Default false.
+   */
+  readonly closeOnAuthenticationExpiration?: boolean;
   /** Named authorization policies for `@Authorize("name")`. */
   readonly policies?: Readonly<Record<string, AuthorizationPolicy>>;
   /** Global pipeline modules, run before each hub's own (`@UseModules`), in order. */
@@ -164,6 +171,7 @@ export const DEFAULTS = {
   streamBufferCapacity: 10,
   maxPendingClientResults: 64,
   clientResultTimeout: 30_000,
+  closeOnAuthenticationExpiration: false,
 } as const;
 
 /** Longest delay Node's timers honour; a larger one fires after 1 ms. */
@@ -279,6 +287,9 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     throw new OptionsError(`Option 'statefulReconnect' must be a boolean, got ${typeof options.statefulReconnect}.`);
   }
   const hubMethods = hubMethodExposure("hubMethods", options.hubMethods ?? "all");
+  if (options.closeOnAuthenticationExpiration !== undefined && typeof options.closeOnAuthenticationExpiration !== "boolean") {
+    throw new OptionsError(`Option 'closeOnAuthenticationExpiration' must be a boolean, got ${typeof options.closeOnAuthenticationExpiration}.`);
+  }
   if (options.modules !== undefined && !Array.isArray(options.modules)) throw new OptionsError("Option 'modules' must be an array.");
   if (options.observer !== undefined && (options.observer === null || typeof options.observer !== "object")) throw new OptionsError("Option 'observer' must be an object (e.g. new SwitchboardMetrics() from @switchboard/metrics).");
   const resolved: ResolvedOptions = {
@@ -299,6 +310,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     shutdownTimeout: duration("shutdownTimeout", options.shutdownTimeout ?? DEFAULTS.shutdownTimeout),
     detailedErrors: options.detailedErrors ?? DEFAULTS.detailedErrors,
     statefulReconnect: options.statefulReconnect ?? DEFAULTS.statefulReconnect,
+    closeOnAuthenticationExpiration: options.closeOnAuthenticationExpiration ?? DEFAULTS.closeOnAuthenticationExpiration,
     statefulReconnectBufferSize: count("statefulReconnectBufferSize", options.statefulReconnectBufferSize ?? DEFAULTS.statefulReconnectBufferSize),
     disconnectTimeout: duration("disconnectTimeout", options.disconnectTimeout ?? DEFAULTS.disconnectTimeout),
     maxUploadStreams: count("maxUploadStreams", options.maxUploadStreams ?? DEFAULTS.maxUploadStreams),
