@@ -276,3 +276,35 @@ describe("hub definitions", () => {
     expect(() => new SwitchboardServer({ protocols: [] })).toThrow(expect.objectContaining({ code: "SB_ERR_OPTIONS" }));
   });
 });
+
+/** A transient service with `dispose()`: tsyringe records such instances in the resolving container. */
+@injectable()
+class DisposableHelper {
+  dispose(): void {}
+}
+
+@Hub("/hubs/disposable")
+@injectable()
+class DisposableDependencyHub extends Hub {
+  constructor(@inject(DisposableHelper) readonly helper: DisposableHelper) {
+    super();
+  }
+  @HubMethod()
+  Work(): boolean {
+    return this.helper instanceof DisposableHelper;
+  }
+}
+
+describe("connection DI scope", () => {
+  it("does not grow per invocation with a transient disposable dependency", async () => {
+    let scope: unknown;
+    const server = await startServer([DisposableDependencyHub], {
+      modules: [{ invoke: (ctx, next) => ((scope = ctx.services), next()) }],
+    });
+    const client = await connectClient(server.url("/hubs/disposable"));
+    for (let i = 0; i < 50; i++) expect(await client.invoke("Work")).toBe(true);
+    const disposables = (scope as { disposables?: Set<unknown> }).disposables;
+    expect(disposables).toBeInstanceOf(Set); // tsyringe's record of what dispose() would release
+    expect(disposables!.size).toBe(0);
+  });
+});

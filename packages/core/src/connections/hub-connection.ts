@@ -1,4 +1,5 @@
 import type { DependencyContainer } from "tsyringe";
+import { createConnectionScope } from "./connection-scope.js";
 import { ConnectionTimeoutError, InvalidMessageError, MessageTooLargeError, SwitchboardError } from "../contracts/errors.js";
 import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeRequest } from "./handshake.js";
 import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js";
@@ -234,7 +235,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * connection never pays for one.
    */
   get container(): DependencyContainer {
-    return (this.#container ??= this.#parentContainer.createChildContainer());
+    return (this.#container ??= createConnectionScope(this.#parentContainer));
   }
 
   /** Per-connection items (`context.items`), made on first use. */
