@@ -218,7 +218,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
   "maxUploadStreams", "streamBufferCapacity", "maxPendingClientResults", "clientResultTimeout",
   "authenticate", "userIdProvider", "policies", "modules", "logger", "observer", "rejoin", "membershipStore", "membershipTimeout",
-  "hubMethods",
+  "hubMethods", "maxMessagesPerTurn", "maxGroupsPerConnection", "maxPendingNegotiations", "closeOnAuthenticationExpiration",
 ];
 
 /** Edit distance, case-insensitive (option names are short: the quadratic cost is nothing). */
