@@ -65,7 +65,7 @@ async function secureClient(url: string, token: string) {
 }
 
 describe("authentication", () => {
-  it("answers 401 on negotiate and on upgrade for a hub that requires it, without or with a bad token", async () => {
+  it("T25b answers 401 on negotiate and on upgrade for a hub that requires it, without or with a bad token", async () => {
     const server = await start();
     const url = server.url("/hubs/secure");
     expect((await fetch(`${url}/negotiate?negotiateVersion=1`, { method: "POST" })).status).toBe(401);
@@ -95,7 +95,7 @@ describe("authentication", () => {
     expect((await raw.nextFrame()).data.toString()).toBe(`{"type":3,"invocationId":"1","result":["alice","alice"]}${RS}`);
   });
 
-  it("binds the connection token to the user who negotiated it: another user gets 403", async () => {
+  it("T29 binds the connection token to the user who negotiated it: another user gets 403", async () => {
     const server = await start();
     const url = server.url("/hubs/secure");
     const response = await fetch(`${url}/negotiate?negotiateVersion=1`, { method: "POST", headers: { Authorization: "Bearer token-alice" } });
@@ -114,7 +114,7 @@ describe("authentication", () => {
     await expect(RawClient.open(`ws://127.0.0.1:${server.port}/hubs/open?id=${connectionToken}`, { Authorization: "Bearer token-bob" })).rejects.toMatchObject({ status: 403 });
   });
 
-  it("never writes tokens to the logs", async () => {
+  it("T25d never writes tokens to the logs", async () => {
     const server = await startServer([SecureHub, OpenHub], { authenticate, policies, modules: [LoggingModule] });
     const client = await secureClient(server.url("/hubs/secure"), "token-root");
     await client.invoke("Whoami");
@@ -158,7 +158,7 @@ describe("authentication expiry", () => {
 });
 
 describe("authorization", () => {
-  it("applies hub policies to every method except @AllowAnonymous ones, and keeps the connection open", async () => {
+  it("T25a applies hub policies to every method except @AllowAnonymous ones, and keeps the connection open", async () => {
     const server = await start();
     const bob = await secureClient(server.url("/hubs/secure"), "token-bob"); // authenticated, not a member
     await expect(bob.invoke("Whoami")).rejects.toThrow(/^Failed to invoke 'Whoami' because user is unauthorized$/);

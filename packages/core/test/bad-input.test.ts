@@ -234,7 +234,7 @@ describe("A. framing and parsing", () => {
     ["a newline", `{"type":6}\n`],
     ["0x1F", `{"type":6}\u001f`],
     ["no terminator", `{"type":6}`],
-  ])("T02 closes a client whose short record ends with %s by the client timeout", async (_name, text) => {
+  ])("T02 T32 closes a client whose short record ends with %s by the client timeout", async (_name, text) => {
     const server = await startServer([BadInputHub], { clientTimeout: 300, keepAliveInterval: 100 });
     const before = await observer(server);
     const client = await handshaken(server, "/hub", JSON_WIRE);

@@ -74,7 +74,7 @@ class JoinerHub extends Hub {
 }
 
 describe("groups per connection", () => {
-  it("refuses a join past maxGroupsPerConnection with a clear error and keeps the connection", async () => {
+  it("T34 refuses a join past maxGroupsPerConnection with a clear error and keeps the connection", async () => {
     const server = await startServer([JoinerHub], { maxGroupsPerConnection: 3 });
     const client = await connectClient(server.url("/hubs/joiner"));
     for (const group of ["a", "b", "c"]) await client.invoke("Join", group);
@@ -86,7 +86,7 @@ describe("groups per connection", () => {
     expect(await other.invoke("Join", "z")).toBe(1);
   });
 
-  it("has a generous default cap", async () => {
+  it("T34 has a generous default cap of 1000 groups", async () => {
     const server = await startServer([JoinerHub]);
     const client = await connectClient(server.url("/hubs/joiner"));
     for (let batch = 0; batch < 1000; batch += 50) {

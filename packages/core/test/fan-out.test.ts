@@ -220,7 +220,7 @@ describe("ordering", () => {
 });
 
 describe("slow consumers", () => {
-  it("closes a client that stops reading, with a Close and a warning, while the others get everything", async () => {
+  it("T30 closes a client that stops reading, with a Close and a warning, while the others get everything", async () => {
     const maxBufferedBytes = 64 * 1024;
     const server = await startServer([FanOutHub], { maxBufferedBytes });
     const context = server.server.hubContext(FanOutHub);
@@ -297,7 +297,7 @@ function collectGarbage(): (() => void) | undefined {
 }
 
 describe("membership cleanup", () => {
-  it("leaves nothing behind after 10,000 connect, join and disconnect cycles", async () => {
+  it("T33 leaves nothing behind after 10,000 connect, join and disconnect cycles", async () => {
     const server = await startServer([FanOutHub], { userIdProvider: ({ request }) => request.query.get("user") ?? null });
     const endpoint = server.server.endpoint("/hubs/fan-out")!;
     const manager = endpoint.lifetimeManager;

@@ -389,7 +389,7 @@ describe.each<ClientProtocol>(["json", "messagepack"])("groups and addressing ov
     expect(a.calls.filter((call) => call[0] === "x")).toEqual([]);
   });
 
-  it("treats __proto__, constructor and friends as ordinary group names, without prototype side effects", async () => {
+  it("T34 treats __proto__, constructor and friends as ordinary group names, without prototype side effects", async () => {
     const prototypeKeys = Object.getOwnPropertyNames(Object.prototype).sort();
     const server = await startServer([GroupHub]);
     const groups = server.server.hubContext(GroupHub).groups;

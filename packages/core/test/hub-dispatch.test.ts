@@ -167,7 +167,7 @@ describe.each<ClientProtocol>(["json", "messagepack"])("hub dispatch over %s wit
     expect(b1[1]).toBe(1);
   });
 
-  it("answers errors with generic text, HubError text verbatim, and keeps the connection open", async () => {
+  it("T17 T19 answers errors with generic text, HubError text verbatim, and keeps the connection open", async () => {
     const server = await startServer([TestHub]);
     const client = await connectClient(server.url("/hubs/test"), protocol);
     await expect(client.invoke("Fail")).rejects.toThrow(/^An unexpected error occurred invoking 'Fail' on the server\.$/);

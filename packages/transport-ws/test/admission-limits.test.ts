@@ -50,7 +50,7 @@ describe("pending negotiations", () => {
 });
 
 describe("connections per remote address", () => {
-  it("answers 429 to a WebSocket upgrade past maxConnectionsPerAddress and frees the slot on close", async () => {
+  it("T32 answers 429 to a WebSocket upgrade past maxConnectionsPerAddress and frees the slot on close", async () => {
     const server = await startServer([LimitsHub], {}, { maxConnectionsPerAddress: 2 });
     const open = async () => RawClient.open(`ws://127.0.0.1:${server.port}/hubs/limits?id=${(await negotiate(server, "/hubs/limits")).connectionToken}`);
     const first = await open();

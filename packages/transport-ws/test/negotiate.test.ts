@@ -51,7 +51,7 @@ describe("negotiate", () => {
     }
   });
 
-  it("makes 10,000 distinct ids and tokens of the right alphabet", async () => {
+  it("T29 makes 10,000 distinct ids and tokens of the right alphabet", async () => {
     const server = await startServer([PingHub]);
     const endpoint = server.server.endpoint("/hub")!;
     const seen = new Set<string>();
@@ -91,7 +91,7 @@ describe("negotiate", () => {
 describe("WebSocket upgrade", () => {
   const ws = (port: number, query: string) => `ws://127.0.0.1:${port}/hub${query}`;
 
-  it("answers 404 for an unknown token and for the public connection id", async () => {
+  it("T28 T29 answers 404 for an unknown token and for the public connection id", async () => {
     const server = await startServer([PingHub]);
     const { connectionId } = await negotiate(server, "/hub");
     await expect(RawClient.open(ws(server.port, "?id=garbage"))).rejects.toMatchObject({ status: 404 });
@@ -100,7 +100,7 @@ describe("WebSocket upgrade", () => {
     await expect(RawClient.open(ws(server.port, "?id=constructor"))).rejects.toMatchObject({ status: 404 });
   });
 
-  it("answers 409 to a second socket for a live token, and 404 once its connection ended", async () => {
+  it("T28 answers 409 to a second socket for a live token, and 404 once its connection ended", async () => {
     const server = await startServer([PingHub]);
     const { connectionToken } = await negotiate(server, "/hub");
     const first = await RawClient.open(ws(server.port, `?id=${connectionToken}`));
@@ -112,7 +112,7 @@ describe("WebSocket upgrade", () => {
     await expect(RawClient.open(ws(server.port, `?id=${connectionToken}`))).rejects.toMatchObject({ status: 404 });
   });
 
-  it("expires negotiated tokens that are never used", async () => {
+  it("T28 expires negotiated tokens that are never used", async () => {
     const server = await startServer([PingHub], { unusedTokenTimeout: 100 });
     const { connectionToken } = await negotiate(server, "/hub");
     await settle(200);

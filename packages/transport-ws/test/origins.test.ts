@@ -108,7 +108,7 @@ describe("CORS", () => {
 describe("WebSocket upgrades and Origin", () => {
   const ws = (server: TestServer) => `ws://127.0.0.1:${server.port}/hub`;
 
-  it("refuses an upgrade from another origin with 403 by default (cross-site WebSocket hijacking)", async () => {
+  it("T25c refuses an upgrade from another origin with 403 by default (cross-site WebSocket hijacking)", async () => {
     const server = await startServer([OriginHub]);
     await expect(RawClient.open(ws(server), { Origin: EVIL })).rejects.toMatchObject({ status: 403 });
     await expect(RawClient.open(ws(server), { Origin: "null" })).rejects.toMatchObject({ status: 403 });

@@ -200,7 +200,7 @@ describe("T27 frames that break RFC 6455", () => {
     ["a message above maxPayload", () => wsFrame(OP_BINARY, Buffer.alloc(2_048)), 1009],
     ["fragments adding up past maxPayload", () => Buffer.concat([wsFrame(OP_BINARY, Buffer.alloc(600), { fin: false }), wsFrame(OP_CONTINUATION, Buffer.alloc(600))]), 1009],
     ["20,000 empty fragments", () => Buffer.concat([wsFrame(OP_TEXT, "", { fin: false }), ...Array.from({ length: 20_000 }, () => wsFrame(OP_CONTINUATION, "", { fin: false }))]), 1008],
-  ])("closes on %s, survives, and runs onDisconnected", async (_name, bytes, code) => {
+  ])("T16 T27 closes on %s, survives, and runs onDisconnected", async (_name, bytes, code) => {
     const server = await startServer([AbuseHub], { maxMessageSize: 512 }, { maxPayload: 1_024 });
     const before = await observer(server);
     const raw = await handshakenSocket(server);
