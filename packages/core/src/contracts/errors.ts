@@ -20,7 +20,8 @@ export type ErrorCode =
   | "SB_ERR_LIMIT_STREAMS"
   | "SB_ERR_STREAM_CANCELED"
   | "SB_ERR_CONNECTION_CLOSED"
-  | "SB_ERR_CLIENT_RESULT";
+  | "SB_ERR_CLIENT_RESULT"
+  | "SB_ERR_BACKPLANE";
 
 /** Base of every Switchboard error. The inner error, if any, is kept as ES `cause`. */
 export class SwitchboardError extends Error {
@@ -121,5 +122,12 @@ export class GroupPersistError extends SwitchboardError {
 export class RejoinKeyError extends SwitchboardError {
   constructor(message: string) {
     super("SB_ERR_REJOIN_KEY", message);
+  }
+}
+
+/** A send could not be handed to the other servers (the backplane is down or unreachable). Local recipients got it. */
+export class BackplaneError extends SwitchboardError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("SB_ERR_BACKPLANE", message, options);
   }
 }

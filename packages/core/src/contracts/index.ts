@@ -13,6 +13,7 @@ export * from "./hub-protocol.js";
 export * from "./transport.js";
 export * from "./send-target.js";
 export * from "./hub-lifetime-manager.js";
+export * from "./backplane.js";
 export * from "./membership-store.js";
 export * from "./errors.js";
 export * from "./logger.js";

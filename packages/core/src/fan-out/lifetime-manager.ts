@@ -5,7 +5,18 @@ import type { Logger } from "../contracts/logger.js";
 import type { HubLifetimeManager, Recipient } from "../contracts/hub-lifetime-manager.js";
 import type { InvocationMessage } from "../contracts/hub-messages.js";
 import type { SendTarget } from "../contracts/send-target.js";
+import type { BackplaneScope } from "../contracts/backplane.js";
+import type { SerializedRecord } from "../contracts/transport.js";
 import { CountedSerializedMessage, SerializedMessage } from "./serialized-message.js";
+
+/** Where a delivery takes its record for a recipient's protocol: a send's own encodings, or a backplane's. */
+export interface RecordSource {
+  /** The record for the protocol at `index`, or null when there is none for it. */
+  recordFor(index: number): SerializedRecord | null;
+}
+
+/** Told when this server gains its first or loses its last local connection in a scope (for a backplane's subscriptions). */
+export type InterestListener = (scope: BackplaneScope, key: string, present: boolean) => void;
 
 /** Sets above this size are checked through a `Set` built once per send, smaller ones by scanning. */
 const EXCLUDED_SCAN_LIMIT = 8;
@@ -26,24 +37,33 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   readonly #onSent: ((deliveries: readonly number[]) => void) | undefined;
 
   readonly #maxGroups: number;
+  readonly #interest: InterestListener | undefined;
 
   /**
    * `onSent`, for metrics, gets each send's recipient count per protocol index after it went out.
    * `maxGroupsPerConnection`: joins past it fail with a {@link HubError} (default: no cap).
+   * `interest`, for a backplane, hears when a group, user or connection gains its first or loses
+   * its last local connection. Without them nothing is counted or told.
    */
-  constructor(protocols: readonly HubProtocol[], logger: Logger, onSent?: (deliveries: readonly number[]) => void, maxGroupsPerConnection = Infinity) {
+  constructor(protocols: readonly HubProtocol[], logger: Logger, onSent?: (deliveries: readonly number[]) => void, maxGroupsPerConnection = Infinity, interest?: InterestListener) {
     this.#protocols = protocols;
     this.#logger = logger;
     this.#onSent = onSent;
     this.#maxGroups = maxGroupsPerConnection;
+    this.#interest = interest;
   }
 
   onConnected(connection: C): void {
     this.connections.set(connection.connectionId, connection);
+    const interest = this.#interest;
+    interest?.("connection", connection.connectionId, true);
     const user = connection.userIdentifier;
     if (user !== null) {
       let set = this.#users.get(user);
-      if (set === undefined) this.#users.set(user, (set = new Set()));
+      if (set === undefined) {
+        this.#users.set(user, (set = new Set()));
+        interest?.("user", user, true);
+      }
       set.add(connection);
     }
   }
@@ -51,11 +71,19 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   onDisconnected(connection: C): void {
     if (this.connections.get(connection.connectionId) !== connection) return;
     this.connections.delete(connection.connectionId);
+    const interest = this.#interest;
+    if (interest !== undefined) {
+      interest("connection", connection.connectionId, false);
+      for (const group of connection.groups) if (this.groups.count(group) === 1) interest("group", group, false);
+    }
     this.groups.removeAll(connection);
     const user = connection.userIdentifier;
     if (user !== null) {
       const set = this.#users.get(user);
-      if (set !== undefined && set.delete(connection) && set.size === 0) this.#users.delete(user);
+      if (set !== undefined && set.delete(connection) && set.size === 0) {
+        this.#users.delete(user);
+        interest?.("user", user, false);
+      }
     }
   }
 
@@ -66,13 +94,18 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
     if (connection.groups.size >= this.#maxGroups && !connection.groups.has(group)) {
       throw new HubError(`A connection can be in at most ${this.#maxGroups} groups.`);
     }
+    const first = this.#interest !== undefined && this.groups.count(group) === 0;
     this.groups.add(connection, group);
+    if (first) this.#interest!("group", group, true);
   }
 
   removeFromGroup(connectionId: string, group: string): void {
     checkGroupName(group);
     const connection = this.connections.get(connectionId);
-    if (connection !== undefined) this.groups.remove(connection, group);
+    if (connection === undefined) return;
+    const had = this.#interest !== undefined && connection.groups.has(group);
+    this.groups.remove(connection, group);
+    if (had && this.groups.count(group) === 0) this.#interest!("group", group, false);
   }
 
   /** The connections of `userId` (empty when none). */
@@ -81,15 +114,30 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   }
 
   send(target: SendTarget, message: InvocationMessage): void {
+    this.sendLocal(target, message);
+  }
+
+  /** Delivers to this server's recipients of `target`; returns the encodings, which a backplane publishes. */
+  sendLocal(target: SendTarget, message: InvocationMessage): SerializedMessage {
     // Without metrics the only cost is this check, once per send (never per recipient).
     const onSent = this.#onSent;
-    if (onSent === undefined) return this.#route(target, new SerializedMessage(message, this.#protocols, this.#logger));
+    if (onSent === undefined) {
+      const serialized = new SerializedMessage(message, this.#protocols, this.#logger);
+      this.#route(target, serialized);
+      return serialized;
+    }
     const counted = new CountedSerializedMessage(message, this.#protocols, this.#logger);
     this.#route(target, counted);
     onSent(counted.deliveries);
+    return counted;
   }
 
-  #route(target: SendTarget, serialized: SerializedMessage): void {
+  /** Delivers a send another server encoded (it came through the backplane) to this server's recipients. */
+  deliver(target: SendTarget, source: RecordSource): void {
+    this.#route(target, source);
+  }
+
+  #route(target: SendTarget, serialized: RecordSource): void {
     switch (target.kind) {
       case "all":
         this.#deliverAll(this.connections.values(), serialized, target.excluded);
@@ -153,7 +201,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
     }
   }
 
-  #deliverAll(connections: IterableIterator<Recipient>, serialized: SerializedMessage, excluded: readonly string[] | undefined): void {
+  #deliverAll(connections: IterableIterator<Recipient>, serialized: RecordSource, excluded: readonly string[] | undefined): void {
     if (excluded === undefined || excluded.length === 0) {
       for (const connection of connections) deliver(connection, serialized);
     } else if (excluded.length <= EXCLUDED_SCAN_LIMIT) {
@@ -165,7 +213,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   }
 }
 
-function deliver(connection: Recipient, serialized: SerializedMessage): void {
+function deliver(connection: Recipient, serialized: RecordSource): void {
   const record = serialized.recordFor(connection.protocolIndex);
   if (record !== null) connection.enqueue(record);
 }

@@ -24,6 +24,11 @@ export class SerializedMessage {
 
   /** The record for the protocol at `index`, or `null` when the message cannot be encoded in it. */
   recordFor(index: number): SerializedRecord | null {
+    return this.encoded(index);
+  }
+
+  /** The same as {@link recordFor}, never counted as a delivery (for a backplane's publish). */
+  encoded(index: number): SerializedRecord | null {
     const cached = this.#records[index];
     if (cached !== undefined) return cached;
     const protocol = this.#protocols[index]!;
@@ -58,5 +63,29 @@ export class CountedSerializedMessage extends SerializedMessage {
     const record = super.recordFor(index);
     if (record !== null) this.deliveries[index]!++;
     return record;
+  }
+}
+
+/**
+ * A send that another server encoded and a backplane delivered, as records for this server's
+ * protocols (matched by name). One record per protocol, made on first use and shared by every
+ * local recipient, so transports frame it once here too.
+ */
+export class ForeignMessage {
+  readonly #protocols: readonly HubProtocol[];
+  readonly #encoded: ReadonlyMap<string, Uint8Array>;
+  readonly #records: (SerializedRecord | null | undefined)[];
+
+  constructor(protocols: readonly HubProtocol[], encoded: ReadonlyMap<string, Uint8Array>) {
+    this.#protocols = protocols;
+    this.#encoded = encoded;
+    this.#records = new Array(protocols.length);
+  }
+
+  recordFor(index: number): SerializedRecord | null {
+    const cached = this.#records[index];
+    if (cached !== undefined) return cached;
+    const bytes = this.#encoded.get(this.#protocols[index]!.name);
+    return (this.#records[index] = bytes === undefined ? null : new SerializedRecord(bytes));
   }
 }

@@ -19,6 +19,8 @@ import type { Principal } from "../hubs/hub-caller-context.js";
 import type { LifetimeContext, OutgoingContext } from "../pipeline/hub-module.js";
 import type { HubPipeline } from "../pipeline/hub-pipeline.js";
 import type { SendTarget } from "../contracts/send-target.js";
+import type { Backplane, BackplaneScope, EncodedMessage } from "../contracts/backplane.js";
+import { ForeignMessage } from "../fan-out/serialized-message.js";
 import { admitted, isRefusal, Refusal } from "./admission.js";
 import { SerializedRecord, TRANSPORT_TYPES, type ConnectionHandle, type ConnectionRequest, type TransportConnection, type TransportType } from "../contracts/transport.js";
 import { ConnectionRequestContext, type RequestContext } from "../hubs/request-context.js";
@@ -70,6 +72,7 @@ export interface PendingConnection {
 const SIGNALR_TRANSPORT: Readonly<Record<TransportType, string>> = { WebSockets: "web_sockets", ServerSentEvents: "server_sent_events", LongPolling: "long_polling" };
 
 const NOTHING = (): void => undefined;
+const RESOLVED = Promise.resolve();
 const CONNECTED = Promise.resolve(true);
 
 /** Lowest negotiate version served: version 0 would make the public id the secret token. */
@@ -154,6 +157,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   readonly #reattaches = new WeakMap<PendingConnection, HubConnection>();
   readonly #observer: ServerObserver | undefined;
   readonly #clientResults: ClientResults;
+  readonly #backplane: Backplane | undefined;
   /** Start time and transport of each connection, kept only when there is an observer. */
   readonly #started = new WeakMap<HubConnection, { at: number; transport: string }>();
   #closing = false;
@@ -180,7 +184,17 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
         }
       };
     }
-    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent, options.maxGroupsPerConnection);
+    const backplane = (this.#backplane = options.backplane);
+    // With a backplane this server subscribes to what it has local connections in (and to "all").
+    const interest =
+      backplane === undefined
+        ? undefined
+        : (scope: BackplaneScope, key: string, present: boolean): void => {
+            if (present) backplane.subscribe(descriptor.path, scope, key);
+            else backplane.unsubscribe(descriptor.path, scope, key);
+          };
+    backplane?.subscribe(descriptor.path, "all", "");
+    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent, options.maxGroupsPerConnection, interest);
     this.#rejoin = new GroupRejoin(this);
     this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin);
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
@@ -500,12 +514,40 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
    * closure: the call goes straight to the lifetime manager.
    */
   send(target: SendTarget, message: InvocationMessage): void | Promise<void> {
-    if (!this.pipeline.hasOutgoing) return this.lifetimeManager.send(target, message);
+    if (!this.pipeline.hasOutgoing) return this.#backplane === undefined ? this.lifetimeManager.send(target, message) : this.#sendEverywhere(target, message);
     const ctx: OutgoingContext = { hubName: this.descriptor.name, target, message };
-    return this.pipeline.outgoing(ctx, (final) => this.lifetimeManager.send(final.target, final.message)).catch((error: unknown) => {
+    const deliver = (final: OutgoingContext): void | Promise<void> => (this.#backplane === undefined ? this.lifetimeManager.send(final.target, final.message) : this.#sendEverywhere(final.target, final.message));
+    return this.pipeline.outgoing(ctx, deliver).catch((error: unknown) => {
       this.pipeline.reportError({ hubName: this.descriptor.name, stage: "outgoing" }, error);
       throw error;
     });
+  }
+
+  /**
+   * With a backplane: delivers to this server's recipients, then publishes the send once, already
+   * encoded by every protocol, for the other servers (nothing is published for a connection that is
+   * here). Rejects when the backplane cannot publish; local recipients have the message by then.
+   */
+  #sendEverywhere(target: SendTarget, message: InvocationMessage): Promise<void> {
+    const serialized = this.lifetimeManager.sendLocal(target, message);
+    if (target.kind === "connection" && this.lifetimeManager.connections.has(target.connectionId)) return RESOLVED;
+    const encoded = new Map<string, Uint8Array>();
+    const protocols = this.options.protocols;
+    for (let i = 0; i < protocols.length; i++) {
+      const record = serialized.encoded(i);
+      if (record !== null) encoded.set(protocols[i]!.name, record.bytes);
+    }
+    return this.#backplane!.publish(this.descriptor.path, target, encoded);
+  }
+
+  /** A send published by another server: delivered to this server's recipients, as encoded there. */
+  deliverForeign(target: SendTarget, message: EncodedMessage): void {
+    try {
+      this.lifetimeManager.deliver(target, new ForeignMessage(this.options.protocols, message));
+    } catch (error) {
+      // E.g. a malformed group name from another server's version: drop it, never crash.
+      this.logger.warn({ hub: this.descriptor.name, err: error }, "A message from the backplane could not be delivered and was dropped.");
+    }
   }
 
   /** Client results: asks one connection (see client-results.ts). Outgoing modules do not see these. */

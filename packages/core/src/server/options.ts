@@ -1,4 +1,5 @@
 import type { DependencyContainer } from "tsyringe";
+import type { Backplane } from "../contracts/backplane.js";
 import { OptionsError } from "../contracts/errors.js";
 import type { HubProtocol } from "../contracts/hub-protocol.js";
 import { consoleLogger, type Logger } from "../contracts/logger.js";
@@ -119,6 +120,11 @@ export interface ServerOptions {
   /** Told about connections, sends and invocations, for metrics (e.g. `new SwitchboardMetrics()`). Default: none, at no cost. */
   readonly observer?: ServerObserver;
   /**
+   * Carries sends to and from the other Switchboard processes serving the same hubs (scale-out),
+   * e.g. `new RedisBackplane({ url })` from `@switchboard/redis`. Default: none (one process).
+   */
+  readonly backplane?: Backplane;
+  /**
    * Signed rejoin tokens: a client that asked for them (`@switchboard/client`) gets a token naming
    * its groups whenever they change, and a new connection presenting it is put back in those
    * groups (after the `rejoiningGroups` module hook) before its first invocation. Off by default;
@@ -139,8 +145,9 @@ export interface ServerOptions {
 }
 
 /** {@link ServerOptions} with every default applied. */
-export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies" | "observer" | "rejoin">> {
+export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies" | "observer" | "rejoin" | "backplane">> {
   readonly observer: ServerObserver | undefined;
+  readonly backplane: Backplane | undefined;
   /** Present when the `rejoin` option is. */
   readonly rejoin: RejoinTokens | undefined;
   readonly authenticate: ServerOptions["authenticate"];
@@ -211,6 +218,14 @@ function checkLogger(logger: Logger): Logger {
   return logger;
 }
 
+function checkBackplane(backplane: Backplane | undefined): Backplane | undefined {
+  if (backplane === undefined) return undefined;
+  for (const member of ["start", "publish", "subscribe", "unsubscribe", "close"] as const) {
+    if (typeof backplane?.[member] !== "function") throw new OptionsError(`Option 'backplane' needs a '${member}' function (see the Backplane contract).`);
+  }
+  return backplane;
+}
+
 /** Every key of {@link ServerOptions}, to warn about misspelt ones. */
 const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "protocols", "hubs", "container", "keepAliveInterval", "clientTimeout", "handshakeTimeout", "maxMessageSize", "maxDepth",
@@ -218,7 +233,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
   "maxUploadStreams", "streamBufferCapacity", "maxPendingClientResults", "clientResultTimeout",
   "authenticate", "userIdProvider", "policies", "modules", "logger", "observer", "rejoin", "membershipStore", "membershipTimeout",
-  "hubMethods", "maxMessagesPerTurn", "maxGroupsPerConnection", "maxPendingNegotiations", "closeOnAuthenticationExpiration",
+  "hubMethods", "backplane", "maxMessagesPerTurn", "maxGroupsPerConnection", "maxPendingNegotiations", "closeOnAuthenticationExpiration",
 ];
 
 /** Edit distance, case-insensitive (option names are short: the quadratic cost is nothing). */
@@ -322,6 +337,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     policies: new Map(Object.entries(options.policies ?? {})),
     modules: options.modules ?? [],
     observer: options.observer,
+    backplane: checkBackplane(options.backplane),
     logger: checkLogger(options.logger ?? consoleLogger()),
     rejoin: options.rejoin === undefined ? undefined : new RejoinTokens(options.rejoin),
     membershipStore: checkStore(options.membershipStore ?? new MemoryMembershipStore()),

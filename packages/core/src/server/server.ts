@@ -70,6 +70,12 @@ export class SwitchboardServer {
   readonly #modules = new Map<HubModuleRegistration, PipelineModule>();
   readonly #globalModules: readonly PipelineModule[];
   readonly #heartbeat: NodeJS.Timeout;
+  /**
+   * Settles when the server can reach the other servers: at once without a backplane, else when
+   * the backplane has started (it rejects if it cannot start; the server still serves its own
+   * connections). Await it before relying on cross-server sends, e.g. in tests.
+   */
+  readonly ready: Promise<void>;
   #closing: Promise<void> | undefined;
 
   constructor(options: ServerOptions) {
@@ -82,6 +88,13 @@ export class SwitchboardServer {
     this.#globalModules = this.options.modules.map((module) => this.#module(module));
     for (const hub of options.hubs ?? []) this.addHub(hub);
     this.options.observer?.attached?.(() => this.stats());
+    const backplane = this.options.backplane;
+    this.ready =
+      backplane === undefined
+        ? Promise.resolve()
+        : backplane.start((hub, target, message) => this.#endpoints.get(routeKey(hub))?.deliverForeign(target, message));
+    // An unawaited failure must not crash the process: it is logged, and `ready` still rejects for callers.
+    this.ready.catch((error: unknown) => this.options.logger.error({ err: error }, "The backplane could not start; this server serves only its own connections."));
     // One timer for every connection: keep-alive pings, client timeouts and, for stateful
     // reconnect, Acks (about once a second, §8.2) and the end of reconnect windows.
     const period = Math.max(5, Math.min(1000, this.options.keepAliveInterval / 4, this.options.clientTimeout / 4, this.options.disconnectTimeout / 4));
@@ -225,6 +238,13 @@ export class SwitchboardServer {
     for (const endpoint of this.#endpoints.values()) endpoint.closeAll();
     for (const handler of this.#handlers.values()) handler.closeAll();
     await Promise.allSettled([...this.#transports].map((transport) => transport.stop()));
+    if (this.options.backplane !== undefined) {
+      try {
+        await this.options.backplane.close();
+      } catch (error) {
+        this.options.logger.warn({ err: error }, "The backplane did not close cleanly.");
+      }
+    }
     // onDisconnected handlers get shutdownTimeout to finish; a hung one must not hang close().
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.shutdownTimeout)));

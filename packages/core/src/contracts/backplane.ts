@@ -1,0 +1,30 @@
+import type { SendTarget } from "./send-target.js";
+
+/** What a backplane subscribes to for one hub: every connection, a group, a user or one connection. */
+export type BackplaneScope = "all" | "group" | "user" | "connection";
+
+/**
+ * One send as it crosses the backplane: the message already encoded by every protocol of the
+ * sending server, by protocol name (`"json"`, `"messagepack"`). Receiving servers hand these bytes
+ * to their local recipients as they are: a send is encoded once per protocol cluster-wide.
+ */
+export type EncodedMessage = ReadonlyMap<string, Uint8Array>;
+
+/**
+ * The scale-out contract (e.g. `@switchboard/redis`): carries sends between Switchboard processes.
+ * A server delivers every send to its own connections first and then publishes it once; it
+ * subscribes to a scope while it has a local connection in it (a group with a local member, a
+ * user with a local connection, a local connection) and unsubscribes when the last one leaves, so
+ * a send reaches only the servers that have recipients. A backplane never hands a server its own
+ * messages back. Implementations must not throw from `subscribe`/`unsubscribe`.
+ */
+export interface Backplane {
+  /** Starts; `receive` gets every message another server published to a subscribed scope. */
+  start(receive: (hub: string, target: SendTarget, message: EncodedMessage) => void): Promise<void>;
+  /** Publishes one send; rejects (fast) when the other servers cannot be reached. */
+  publish(hub: string, target: SendTarget, message: EncodedMessage): Promise<void>;
+  subscribe(hub: string, scope: BackplaneScope, key: string): void;
+  unsubscribe(hub: string, scope: BackplaneScope, key: string): void;
+  /** Stops; called by `server.close()`. */
+  close(): Promise<void>;
+}

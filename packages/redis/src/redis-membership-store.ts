@@ -1,0 +1,57 @@
+import { Redis, type RedisOptions } from "ioredis";
+import { OptionsError, type MembershipStore } from "@switchboard/core";
+
+/** Options of a {@link RedisMembershipStore}. */
+export interface RedisMembershipStoreOptions {
+  /** Where Redis is. Default `redis://127.0.0.1:6379`. Ignored when `client` is given. */
+  readonly url?: string;
+  /** More ioredis options, merged over the URL's. */
+  readonly redis?: RedisOptions;
+  /** An ioredis client to use instead (the store then never closes it). */
+  readonly client?: Redis;
+  /** Prefix of every key. Default `"sb"`. */
+  readonly prefix?: string;
+}
+
+/**
+ * Persisted group membership in Redis: one set per hub and user (`{prefix}:m:{hub}:{user}`) holding
+ * the user's group names. Names and ids are stored exactly as given (Redis keys and members are
+ * binary-safe; nothing is interpolated into a command). Every server of a farm may share it.
+ */
+export class RedisMembershipStore implements MembershipStore {
+  readonly #redis: Redis;
+  readonly #owned: boolean;
+  readonly #prefix: string;
+
+  constructor(options: RedisMembershipStoreOptions = {}) {
+    this.#prefix = options.prefix ?? "sb";
+    if (typeof this.#prefix !== "string" || this.#prefix.length === 0) throw new OptionsError("Option 'prefix' must be a non-empty string.");
+    this.#owned = options.client === undefined;
+    // A command waits for at most one reconnection attempt while Redis is away, then rejects: the
+    // server bounds its own wait and logs, nothing queues forever.
+    this.#redis = options.client ?? new Redis(options.url ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1, ...options.redis });
+    this.#redis.on("error", () => undefined); // failures surface as rejected commands
+  }
+
+  #key(hub: string, user: string): string {
+    // The hub's length first, so no hub/user pair can spell another's key.
+    return `${this.#prefix}:m:${hub.length}:${hub}:${user}`;
+  }
+
+  async add(hub: string, user: string, group: string): Promise<void> {
+    await this.#redis.sadd(this.#key(hub, user), group);
+  }
+
+  async remove(hub: string, user: string, group: string): Promise<void> {
+    await this.#redis.srem(this.#key(hub, user), group);
+  }
+
+  async groupsOf(hub: string, user: string): Promise<readonly string[]> {
+    return this.#redis.smembers(this.#key(hub, user));
+  }
+
+  /** Closes the connection this store opened (not a `client` it was given). */
+  async close(): Promise<void> {
+    if (this.#owned) await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+}

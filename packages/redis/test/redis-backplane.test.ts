@@ -1,0 +1,271 @@
+import "reflect-metadata";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Hub, type HubMessage, type SendTarget } from "@switchboard/core";
+import { JsonHubProtocol } from "@switchboard/protocol-json";
+import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
+import { RedisBackplane, RedisMembershipStore } from "../src/index.js";
+import { closeAll, connectClient, MemoryLogger, record, settle, startServer, until, type ClientProtocol, type TestServer } from "../../../test-support/harness.js";
+import { redisMissing, TestRedis } from "./redis-server.js";
+
+const mustRun = process.env.CI === "true";
+if (redisMissing !== undefined && !mustRun) console.warn(`packages/redis: skipping the Redis tests, ${redisMissing}.`);
+
+/** Encodes of the measured message ("m"), per protocol name, across every server of the test. */
+const encodes = { json: 0, messagepack: 0 };
+class CountingJson extends JsonHubProtocol {
+  override write(message: HubMessage): Uint8Array {
+    if (message.type === 1 && message.target === "m") encodes.json++;
+    return super.write(message);
+  }
+}
+class CountingMessagePack extends MessagePackHubProtocol {
+  override write(message: HubMessage): Uint8Array {
+    if (message.type === 1 && message.target === "m") encodes.messagepack++;
+    return super.write(message);
+  }
+}
+
+@Hub("/hubs/farm")
+class FarmHub extends Hub {
+  async Join(group: string): Promise<void> {
+    await this.groups.add(this.context.connectionId, group);
+  }
+  async Leave(group: string): Promise<void> {
+    await this.groups.remove(this.context.connectionId, group);
+  }
+  async JoinPersisted(group: string): Promise<void> {
+    await this.groups.add(this.context.connectionId, group, { persist: true });
+  }
+  Send(target: SendTarget, text: string): Promise<void> {
+    switch (target.kind) {
+      case "all":
+        return target.excluded === undefined ? this.clients.all.send("m", text) : this.clients.allExcept(target.excluded).send("m", text);
+      case "connection":
+        return this.clients.client(target.connectionId).send("m", text);
+      case "connections":
+        return this.clients.clients(target.connectionIds).send("m", text);
+      case "group":
+        return target.excluded === undefined ? this.clients.group(target.group).send("m", text) : this.clients.groupExcept(target.group, target.excluded).send("m", text);
+      case "groups":
+        return this.clients.groups(target.groups).send("m", text);
+      case "user":
+        return this.clients.user(target.userId).send("m", text);
+      case "users":
+        return this.clients.users(target.userIds).send("m", text);
+    }
+  }
+  Caller(text: string): Promise<void> {
+    return this.clients.caller.send("m", text);
+  }
+  Others(text: string): Promise<void> {
+    return this.clients.others.send("m", text);
+  }
+  OthersInGroup(group: string, text: string): Promise<void> {
+    return this.clients.othersInGroup(group).send("m", text);
+  }
+}
+
+describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", () => {
+  let redis: TestRedis;
+  const backplanes: RedisBackplane[] = [];
+
+  beforeAll(async () => {
+    if (redisMissing !== undefined) throw new Error(`CI=true but ${redisMissing}`);
+    redis = await TestRedis.start();
+  });
+  afterAll(() => redis?.stop());
+  afterEach(async () => {
+    await closeAll();
+    backplanes.length = 0;
+  });
+
+  async function node(logger = new MemoryLogger()): Promise<TestServer> {
+    const backplane = new RedisBackplane({ url: redis.url, logger });
+    backplanes.push(backplane);
+    const server = await startServer([FarmHub], {
+      protocols: [new CountingJson(), new CountingMessagePack()],
+      backplane,
+      logger,
+      userIdProvider: ({ request }) => request.query.get("user") ?? null,
+    });
+    await server.server.ready;
+    return server;
+  }
+
+  const subscribed = () => Promise.all(backplanes.map((backplane) => backplane.subscribed()));
+
+  async function farm(protocols: [ClientProtocol, ClientProtocol, ClientProtocol] = ["json", "messagepack", "json"]) {
+    const a = await node();
+    const b = await node();
+    const a1 = await connectClient(a.url("/hubs/farm?user=alice"), protocols[0]);
+    const b1 = await connectClient(b.url("/hubs/farm?user=bob"), protocols[1]);
+    const b2 = await connectClient(b.url("/hubs/farm?user=alice"), protocols[2]);
+    const inbox = { a1: record(a1, "m"), b1: record(b1, "m"), b2: record(b2, "m") };
+    await subscribed();
+    return { a, b, a1, b1, b2, inbox };
+  }
+
+  it("delivers every address form across two servers, exactly once", async () => {
+    const { a1, b1, b2, inbox } = await farm();
+    for (const client of [a1, b1, b2]) await client.invoke("Join", "room");
+    await b1.invoke("Join", "side");
+    await a1.invoke("Join", "side");
+    await subscribed();
+    const texts = (): Record<string, string[]> => ({ a1: inbox.a1.map((m) => m[0] as string), b1: inbox.b1.map((m) => m[0] as string), b2: inbox.b2.map((m) => m[0] as string) });
+    const cases: [string, SendTarget | "caller" | "others" | "othersInGroup", string[]][] = [
+      ["othersInGroup", "othersInGroup", ["b1", "b2"]],
+      ["all", { kind: "all" }, ["a1", "b1", "b2"]],
+      ["allExcept", { kind: "all", excluded: [b1.connectionId!] }, ["a1", "b2"]],
+      ["client", { kind: "connection", connectionId: b2.connectionId! }, ["b2"]],
+      ["clients", { kind: "connections", connectionIds: [a1.connectionId!, b1.connectionId!, b1.connectionId!] }, ["a1", "b1"]],
+      ["group", { kind: "group", group: "room" }, ["a1", "b1", "b2"]],
+      ["groups", { kind: "groups", groups: ["room", "side"] }, ["a1", "b1", "b2"]],
+      ["groupExcept", { kind: "group", group: "room", excluded: [a1.connectionId!] }, ["b1", "b2"]],
+      ["user", { kind: "user", userId: "alice" }, ["a1", "b2"]],
+      ["users", { kind: "users", userIds: ["alice", "bob"] }, ["a1", "b1", "b2"]],
+      ["caller", "caller", ["a1"]],
+      ["others", "others", ["b1", "b2"]],
+    ];
+    for (const [name, target, expected] of cases) {
+      for (const list of Object.values(inbox)) list.length = 0;
+      if (target === "caller") await a1.invoke("Caller", name);
+      else if (target === "others") await a1.invoke("Others", name);
+      else if (target === "othersInGroup") await a1.invoke("OthersInGroup", "room", name);
+      else await a1.invoke("Send", target, name);
+      await until(() => expected.every((who) => texts()[who]!.includes(name)), 5_000, name);
+      await settle(80); // nothing more may arrive
+      expect({ name, got: texts() }).toEqual({ name, got: { a1: expected.includes("a1") ? [name] : [], b1: expected.includes("b1") ? [name] : [], b2: expected.includes("b2") ? [name] : [] } });
+    }
+  });
+
+  it("encodes a send once per protocol cluster-wide, and the receiving server re-encodes nothing", async () => {
+    const { a1, b1, b2, inbox } = await farm(["json", "messagepack", "json"]);
+    for (const client of [a1, b1, b2]) await client.invoke("Join", "room");
+    await subscribed();
+    encodes.json = encodes.messagepack = 0;
+    await a1.invoke("Send", { kind: "group", group: "room" }, "once");
+    await until(() => inbox.a1.length === 1 && inbox.b1.length === 1 && inbox.b2.length === 1);
+    expect(encodes).toEqual({ json: 1, messagepack: 1 });
+  });
+
+  it("keeps one sender's order on the other server", async () => {
+    const { a1, b1, b2, inbox } = await farm(["json", "messagepack", "messagepack"]);
+    for (const client of [a1, b1, b2]) await client.invoke("Join", "room");
+    await subscribed();
+    const sends = [];
+    for (let i = 0; i < 300; i++) sends.push(a1.send("Send", { kind: "group", group: "room" }, String(i)));
+    await Promise.all(sends);
+    await until(() => inbox.b1.length === 300 && inbox.b2.length === 300);
+    const expected = Array.from({ length: 300 }, (_, i) => String(i));
+    expect(inbox.b1.map((m) => m[0])).toEqual(expected);
+    expect(inbox.b2.map((m) => m[0])).toEqual(expected);
+  });
+
+  it("subscribes to a group's channel only while the server has a local member", async () => {
+    const { a, b, b1 } = await farm();
+    const [bpA, bpB] = backplanes as [RedisBackplane, RedisBackplane];
+    const channel = (name: string) => [...bpB.channels].some((c) => c.endsWith(`:group:${name}`));
+    expect(channel("lonely")).toBe(false);
+    await b1.invoke("Join", "lonely");
+    expect(channel("lonely")).toBe(true);
+    expect([...bpA.channels].some((c) => c.endsWith(":group:lonely"))).toBe(false);
+    await b1.invoke("Leave", "lonely");
+    expect(channel("lonely")).toBe(false);
+    await b1.invoke("Join", "lonely");
+    await b1.stop();
+    await until(() => !channel("lonely"));
+    expect(a.server).toBeDefined();
+    expect(b.server).toBeDefined();
+  });
+
+  it("keeps local delivery when Redis is down, fails cross-server sends fast and clearly, and recovers when it is back", async () => {
+    const logger = new MemoryLogger();
+    const a = await node(logger);
+    const b = await node();
+    const a1 = await connectClient(a.url("/hubs/farm"));
+    const a2 = await connectClient(a.url("/hubs/farm"));
+    const b1 = await connectClient(b.url("/hubs/farm"));
+    const inbox = { a2: record(a2, "m"), b1: record(b1, "m") };
+    for (const client of [a1, a2, b1]) await client.invoke("Join", "room");
+    await subscribed();
+    await redis.stop();
+    await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane lost its connection")));
+    const context = a.server.hubContext(FarmHub);
+    const started = Date.now();
+    await expect(context.clients.group("room").send("m", "while down")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await until(() => inbox.a2.some((m) => m[0] === "while down"));
+    await redis.resume();
+    await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane reconnected")), 15_000);
+    // Both servers reconnect on their own; a send goes through once both have.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      await subscribed();
+      await context.clients.group("room").send("m", "after").catch(() => undefined);
+      await settle(100);
+      if (inbox.b1.some((m) => m[0] === "after") || Date.now() > deadline) break;
+    }
+    expect(inbox.b1.some((m) => m[0] === "after")).toBe(true);
+  }, 60_000);
+
+  it("drops garbage and other versions on a channel with a log line, and keeps working", async () => {
+    const logger = new MemoryLogger();
+    const a = await node(logger);
+    const b = await node();
+    const a1 = await connectClient(a.url("/hubs/farm"));
+    const b1 = await connectClient(b.url("/hubs/farm"));
+    const inbox = record(a1, "m");
+    await a1.invoke("Join", "room");
+    await b1.invoke("Join", "room");
+    await subscribed();
+    const raw = new Redis(redis.url);
+    try {
+      const channel = [...backplanes[0]!.channels].find((c) => c.endsWith(":group:room"))!;
+      const sharded = (await raw.info("server")).includes("redis_version:7");
+      const publish = (data: Buffer) => (sharded ? raw.spublish(channel, data) : raw.publish(channel, data));
+      await publish(Buffer.from("not switchboard"));
+      await publish(Buffer.from([2, 1, 2, 3]));
+      await publish(Buffer.alloc(2 * 1024 * 1024, 1));
+      await until(() => logger.entries.filter((entry) => entry.message.startsWith("Dropped")).length >= 3);
+    } finally {
+      raw.disconnect();
+    }
+    await b1.invoke("Send", { kind: "group", group: "room" }, "still fine");
+    await until(() => inbox.some((m) => m[0] === "still fine"));
+  });
+
+  it("restores persisted groups on another server from a shared Redis membership store", async () => {
+    const store = new RedisMembershipStore({ url: redis.url, prefix: `t${Date.now()}` });
+    try {
+      const a = await startServer([FarmHub], { membershipStore: store, userIdProvider: ({ request }) => request.query.get("user") ?? null });
+      const b = await startServer([FarmHub], { membershipStore: store, userIdProvider: ({ request }) => request.query.get("user") ?? null });
+      const first = await connectClient(a.url("/hubs/farm?user=carol"));
+      await first.invoke("JoinPersisted", "book club");
+      await first.stop();
+      const again = await connectClient(b.url("/hubs/farm?user=carol"));
+      // Restored before its first invocation is dispatched: an invocation's answer proves it is done.
+      await again.invoke("Caller", "x");
+      expect(b.server.hubContext(FarmHub).groups.has("book club", again.connectionId!)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("stores awkward group names and user ids exactly", async () => {
+    const store = new RedisMembershipStore({ url: redis.url, prefix: `u${Date.now()}` });
+    try {
+      const names = [`it's "quoted"`, "__proto__", "x".repeat(10_000), "a:b:c", "emoji 🎉"];
+      for (const user of ["__proto__", `o'brien`, "u".repeat(10_000)]) {
+        for (const name of names) await store.add("/hubs/farm", user, name);
+        await store.add("/hubs/farm", user, names[0]!); // idempotent
+        expect([...(await store.groupsOf("/hubs/farm", user))].sort()).toEqual([...names].sort());
+        await store.remove("/hubs/farm", user, "__proto__");
+        expect(await store.groupsOf("/hubs/farm", user)).not.toContain("__proto__");
+      }
+      expect(await store.groupsOf("/hubs/other", "__proto__")).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
