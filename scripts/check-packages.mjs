@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const PACKAGES = ["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics", "client", "postgres"];
+const PACKAGES = ["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics", "client", "postgres", "redis"];
 const rootManifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const dir = mkdtempSync(join(tmpdir(), "switchboard-consumer-"));
 

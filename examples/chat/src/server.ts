@@ -1,5 +1,6 @@
 import { MemoryMembershipStore, type MembershipStore } from "@switchboard/core";
 import { PostgresMembershipStore } from "@switchboard/postgres";
+import { RedisBackplane, RedisMembershipStore } from "@switchboard/redis";
 import { rejoinKey, startChatApp, type ChatApp } from "./app.js";
 
 /** A startup problem the user can fix: printed as one line, without a stack. */
@@ -13,14 +14,20 @@ const host = process.env.HOST ?? "127.0.0.1";
 if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) fail(`PORT must be a port number from 0 to 65535, got '${portText}'.`);
 const port = Number(portText);
 
-// Rooms of named users are persisted: in memory, or in PostgreSQL when DATABASE_URL is set.
+// Rooms of named users are persisted: in memory, in PostgreSQL when DATABASE_URL is set, else in
+// Redis when REDIS_URL is set. REDIS_URL also turns on the backplane: several demo processes on
+// one Redis are one chat (REDIS_URL=redis://127.0.0.1:6379 PORT=5001 npm start, and again on 5002).
 const databaseUrl = process.env.DATABASE_URL;
+const redisUrl = process.env.REDIS_URL === "" ? undefined : process.env.REDIS_URL;
 const postgres = databaseUrl === undefined || databaseUrl === "" ? undefined : new PostgresMembershipStore({ connectionString: databaseUrl });
-const membershipStore: MembershipStore = postgres ?? new MemoryMembershipStore();
+const redisStore = postgres === undefined && redisUrl !== undefined ? new RedisMembershipStore({ url: redisUrl }) : undefined;
+const membershipStore: MembershipStore = postgres ?? redisStore ?? new MemoryMembershipStore();
+const backplane = redisUrl === undefined ? undefined : new RedisBackplane({ url: redisUrl });
 
 let app: ChatApp;
 try {
-  app = await startChatApp(port, host, { membershipStore });
+  app = await startChatApp(port, host, backplane === undefined ? { membershipStore } : { membershipStore, backplane });
+  await app.switchboard.ready.catch(() => fail(`REDIS_URL is set but Redis at ${redisUrl} cannot be reached: start it, or unset REDIS_URL for a single process.`));
 } catch (error) {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE") fail(`port ${port} on ${host} is already in use: stop what is using it, or pick another port (PORT=${port === 65535 ? 5001 : port + 1} npm start).`);
@@ -30,7 +37,8 @@ try {
 }
 console.log(
   `Switchboard chat demo: http://${host === "0.0.0.0" ? "localhost" : host}:${app.port}/  (hub: /hubs/chat; ` +
-    `rejoin tokens signed with ${rejoinKey().source}; rooms persisted ${postgres === undefined ? "in memory (set DATABASE_URL=postgres://… for PostgreSQL)" : `in PostgreSQL table ${postgres.table}`})`,
+    `rejoin tokens signed with ${rejoinKey().source}; rooms persisted ${postgres !== undefined ? `in PostgreSQL table ${postgres.table}` : redisStore !== undefined ? "in Redis" : "in memory (set DATABASE_URL=postgres://… for PostgreSQL)"}; ` +
+    `${backplane === undefined ? "one process (set REDIS_URL=redis://… to scale out)" : `scaled out through Redis at ${redisUrl}`})`,
 );
 
 let stopping = false;
@@ -42,6 +50,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     void app
       .close()
       .then(() => postgres?.close())
+      .then(() => redisStore?.close())
       .then(() => process.exit(0));
   });
 }

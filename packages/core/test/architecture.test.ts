@@ -60,6 +60,7 @@ describe("core layout", () => {
     ["contracts/transport.ts", "TransportConnection"],
     ["contracts/hub-protocol.ts", "HubProtocol"],
     ["contracts/hub-lifetime-manager.ts", "HubLifetimeManager"],
+    ["contracts/backplane.ts", "Backplane"],
     ["contracts/membership-store.ts", "MembershipStore"],
     ["pipeline/hub-module.ts", "HubModule"],
     ["pipeline/hub-module.ts", "RejoinModule"],

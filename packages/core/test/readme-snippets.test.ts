@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const READMES = ["README.md", ...["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics", "client", "postgres"].map((name) => `packages/${name}/README.md`)];
+const READMES = ["README.md", ...["core", "protocol-json", "protocol-msgpack", "transport-ws", "metrics", "client", "postgres", "redis"].map((name) => `packages/${name}/README.md`)];
 
 /**
  * What the snippets take as given, declared once as globals: a block that declares the same name
