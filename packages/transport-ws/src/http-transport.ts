@@ -15,7 +15,7 @@ import { rejectUpgrade, requestOf, respond, splitUrl } from "./http-responses.js
 export interface HttpTransportOptions {
   /** Transports served, for every hub (a hub can narrow them further). Default: all three. */
   readonly transports?: readonly TransportType[];
-  /** Largest WebSocket message and POST body accepted (either may hold several messages). Default: max(64 KiB, 2 × maxMessageSize). */
+  /** Largest WebSocket message and POST body accepted (either may hold several messages). Default: max(1 MiB, 2 × maxMessageSize): the official client sends what queued up during a send as one message, so many concurrent calls make one large frame or POST of small hub messages. */
   readonly maxPayload?: number;
   /** On `stop()`, how long connections get to finish closing before they are destroyed. Default 5 000. */
   readonly closeTimeout?: number;
@@ -146,7 +146,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     const pollTimeout = duration("pollTimeout", options.pollTimeout ?? 90_000);
     if (pollTimeout >= 100_000) throw new OptionsError("Option 'pollTimeout' must stay below the client's fixed 100 000 ms poll timeout.");
     this.#times = { pollTimeout, disconnectTimeout: duration("disconnectTimeout", options.disconnectTimeout ?? 15_000) };
-    const maxPayload = options.maxPayload ?? Math.max(64 * 1024, 2 * server.options.maxMessageSize);
+    const maxPayload = options.maxPayload ?? Math.max(1024 * 1024, 2 * server.options.maxMessageSize);
     if (!Number.isSafeInteger(maxPayload) || maxPayload < server.options.maxMessageSize) {
       // A smaller limit would close clients for hub messages the server accepts.
       throw new OptionsError(`Option 'maxPayload' must be an integer of at least maxMessageSize (${server.options.maxMessageSize}).`);
