@@ -3,7 +3,8 @@
  * byte mutations. `npm test` runs a bounded number of cases; `npm run fuzz` sets FUZZ_RUNS higher.
  */
 import fc from "fast-check";
-import { SwitchboardError, type HubMessage } from "@switchboard/core";
+import { expect, it } from "vitest";
+import { SwitchboardError, type HubMessage, type HubProtocol } from "@switchboard/core";
 
 /** Cases per property: small in `npm test`, large under `npm run fuzz`. */
 export const RUNS = Number(process.env.FUZZ_RUNS ?? 500);
@@ -105,4 +106,37 @@ export function feed(pieces: readonly Uint8Array[], parse: (data: Uint8Array, ou
     return { messages, error };
   }
   return { messages };
+}
+
+/**
+ * The two properties every hub protocol parser shares: it reads back exactly what its encoder
+ * wrote however the stream is cut, and it throws nothing but the documented errors on mutated
+ * captured frames (`vectors`). Call inside a `describe`.
+ */
+export function itHasTheParserProperties(protocol: HubProtocol, vectors: readonly Uint8Array[]): void {
+  const parseWith = () => {
+    const parser = protocol.createParser({ maxMessageSize: 32 * 1024, maxDepth: 64 });
+    return (data: Uint8Array, out: unknown[]) => parser.parse(data, (message) => out.push(message));
+  };
+
+  it("reads back exactly what the encoder wrote, however the stream is cut", () => {
+    fc.assert(
+      fc.property(fc.array(hubMessage, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (messages, cuts) => {
+        const bytes = Buffer.concat(messages.map((message) => protocol.write(message)));
+        const { messages: read, error } = feed(chunk(bytes, cuts), parseWith());
+        expect(error).toBeUndefined();
+        expect(read).toEqual(messages);
+      }),
+      fuzzParameters,
+    );
+  });
+
+  it("never throws anything but the documented errors on mutated captured frames", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...vectors), mutations, fc.array(fc.nat(), { maxLength: 6 }), (vector, edits, cuts) => {
+        feed(chunk(mutate(vector, edits), cuts), parseWith());
+      }),
+      fuzzParameters,
+    );
+  });
 }

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
-import { chunk, feed, fuzzParameters, hex, hubMessage, mutate, mutations } from "../../../test-support/fuzz.js";
+import { chunk, feed, fuzzParameters, hex, itHasTheParserProperties } from "../../../test-support/fuzz.js";
 
 const protocol = new MessagePackHubProtocol();
 const limits = { maxMessageSize: 32 * 1024, maxDepth: 64 };
@@ -31,26 +31,7 @@ const parseWith = () => {
 };
 
 describe("MessagePack hub protocol parser (property-based)", () => {
-  it("reads back exactly what the encoder wrote, however the stream is cut", () => {
-    fc.assert(
-      fc.property(fc.array(hubMessage, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 10 }), (messages, cuts) => {
-        const bytes = Buffer.concat(messages.map((message) => protocol.write(message)));
-        const { messages: read, error } = feed(chunk(bytes, cuts), parseWith());
-        expect(error).toBeUndefined();
-        expect(read).toEqual(messages);
-      }),
-      fuzzParameters,
-    );
-  });
-
-  it("never throws anything but the documented errors on mutated captured frames", () => {
-    fc.assert(
-      fc.property(fc.constantFrom(...VECTORS), mutations, fc.array(fc.nat(), { maxLength: 6 }), (vector, edits, cuts) => {
-        feed(chunk(mutate(vector, edits), cuts), parseWith());
-      }),
-      fuzzParameters,
-    );
-  });
+  itHasTheParserProperties(protocol, VECTORS);
 
   it("never throws anything but the documented errors on random bytes, with or without a valid length prefix", () => {
     fc.assert(
