@@ -8,10 +8,21 @@ import { SwitchboardError, type HubMessage, type HubProtocol } from "@switchboar
 
 /** Cases per property: small in `npm test`, large under `npm run fuzz`. */
 export const RUNS = Number(process.env.FUZZ_RUNS ?? 500);
-export const fuzzParameters = { numRuns: RUNS, seed: process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED) };
+/**
+ * `npm test` explores the same cases every run (a fixed seed), so CI never fails by the luck of the
+ * draw; `npm run fuzz` (FUZZ_RUNS set) draws a new seed each run, and FUZZ_SEED replays one.
+ */
+const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : process.env.FUZZ_RUNS === undefined ? 20261204 : undefined;
+export const fuzzParameters = { numRuns: RUNS, seed: SEED };
 
-/** A JSON value as it survives an encode/decode: no -0, no undefined. */
-const value = fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+/**
+ * A JSON value as it survives an encode/decode: no -0, no undefined, and no `__proto__` key (the
+ * MessagePack parser refuses those by design; their handling has tests of its own).
+ */
+const value = fc
+  .jsonValue({ maxDepth: 4 })
+  .map((v) => JSON.parse(JSON.stringify(v)) as unknown)
+  .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
 const id = fc.string({ minLength: 1, maxLength: 12 });
 const headers = fc.option(fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== "__proto__"), fc.string({ maxLength: 8 }), { minKeys: 1, maxKeys: 3 }), { nil: undefined }); // the writers omit empty headers
 
