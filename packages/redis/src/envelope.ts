@@ -1,4 +1,4 @@
-import type { EncodedMessage, SendTarget } from "@switchboard/core";
+import type { EncodedMessage, GroupCommand, SendTarget } from "@switchboard/core";
 
 /*
  * One send on a Redis channel:
@@ -91,6 +91,46 @@ export function readEnvelope(data: Buffer): Envelope {
     }
     if (at !== data.length) return { error: "trailing bytes" };
     return { node, hub, target, message };
+  } catch {
+    return { error: "garbage" };
+  }
+}
+
+/*
+ * Group commands (a group change for a connection on another server) and their replies:
+ *   u8 COMMAND | 16 bytes asking node id | JSON {h: hub, i: request id, c: command}
+ *   u8 REPLY | JSON {i: request id, e?: error text}
+ */
+export const COMMAND = 0x11;
+export const REPLY = 0x12;
+
+export function writeCommand(node: Buffer, hub: string, id: number, command: GroupCommand): Buffer {
+  return Buffer.concat([Uint8Array.of(COMMAND), node, Buffer.from(JSON.stringify({ h: hub, i: id, c: command }))]);
+}
+
+export function readCommand(data: Buffer): { readonly node: Buffer; readonly hub: string; readonly id: number; readonly command: GroupCommand } | { readonly error: string } {
+  try {
+    if (data.length < 1 + NODE_ID_LENGTH) return { error: "truncated" };
+    const node = data.subarray(1, 1 + NODE_ID_LENGTH);
+    const body: unknown = JSON.parse(data.toString("utf8", 1 + NODE_ID_LENGTH));
+    const { h: hub, i: id, c: command } = (body ?? {}) as { h?: unknown; i?: unknown; c?: Record<string, unknown> };
+    if (typeof hub !== "string" || !Number.isSafeInteger(id) || command === null || typeof command !== "object") return { error: "malformed" };
+    if ((command.op !== "add" && command.op !== "remove") || typeof command.connectionId !== "string" || typeof command.group !== "string" || command.group.length === 0) return { error: "malformed command" };
+    return { node, hub, id: id as number, command: { op: command.op, connectionId: command.connectionId, group: command.group, persist: command.persist === true } };
+  } catch {
+    return { error: "garbage" };
+  }
+}
+
+export function writeReply(id: number, error?: string): Buffer {
+  return Buffer.concat([Uint8Array.of(REPLY), Buffer.from(JSON.stringify(error === undefined ? { i: id } : { i: id, e: error }))]);
+}
+
+export function readReply(data: Buffer): { readonly id: number; readonly failure?: string } | { readonly id?: undefined; readonly error: string } {
+  try {
+    const body = JSON.parse(data.toString("utf8", 1)) as { i?: unknown; e?: unknown };
+    if (!Number.isSafeInteger(body?.i)) return { error: "malformed" };
+    return typeof body.e === "string" ? { id: body.i as number, failure: body.e } : { id: body.i as number };
   } catch {
     return { error: "garbage" };
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import { BackplaneError, consoleLogger, OptionsError, type Backplane, type BackplaneScope, type EncodedMessage, type Logger, type SendTarget } from "@switchboard/core";
-import { NODE_ID_LENGTH, readEnvelope, writeEnvelope } from "./envelope.js";
+import { BackplaneError, ConnectionTimeoutError, consoleLogger, OptionsError, SwitchboardError, type Backplane, type BackplaneReceiver, type BackplaneScope, type EncodedMessage, type GroupCommand, type Logger, type SendTarget } from "@switchboard/core";
+import { COMMAND, NODE_ID_LENGTH, readCommand, readEnvelope, readReply, REPLY, writeCommand, writeEnvelope, writeReply } from "./envelope.js";
 
 /** Options of a {@link RedisBackplane}. */
 export interface RedisBackplaneOptions {
@@ -18,11 +18,14 @@ export interface RedisBackplaneOptions {
   readonly sharded?: boolean | "auto";
   /** Largest message accepted from a channel; larger ones are dropped (logged). Default 1 MiB. */
   readonly maxMessageBytes?: number;
+  /** How long `groups.add/remove` of a connection on another server waits for that server's answer. Default 5 000 ms. */
+  readonly requestTimeout?: number;
   /** Where transitions (connected, lost, restored) and dropped messages are logged. Default: JSON lines on stderr at "warn". */
   readonly logger?: Logger;
 }
 
-type Receive = (hub: string, target: SendTarget, message: EncodedMessage) => void;
+/** At most this many group commands wait for an answer at once; more are refused. */
+const MAX_PENDING_COMMANDS = 10_000;
 
 /**
  * A {@link Backplane} on Redis pub/sub (ioredis): one channel per hub for sends to everyone, one
@@ -47,7 +50,10 @@ export class RedisBackplane implements Backplane {
   #pub: Redis | undefined;
   #sub: Redis | undefined;
   #sharded = false;
-  #receive: Receive | undefined;
+  #receiver: BackplaneReceiver | undefined;
+  readonly #requestTimeout: number;
+  #lastRequest = 0;
+  readonly #pending = new Map<number, { resolve(): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
   #closed = false;
   #lost = false;
   /** The last subscription change sent to Redis (they run in order on one connection). */
@@ -59,13 +65,17 @@ export class RedisBackplane implements Backplane {
     this.#logger = options.logger ?? consoleLogger("warn");
     this.#prefix = options.prefix ?? "sb";
     this.#maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+    this.#requestTimeout = options.requestTimeout ?? 5_000;
+    if (!Number.isFinite(this.#requestTimeout) || this.#requestTimeout <= 0) throw new OptionsError("Option 'requestTimeout' must be a positive number of milliseconds.");
     if (typeof this.#prefix !== "string" || this.#prefix.length === 0) throw new OptionsError("Option 'prefix' must be a non-empty string.");
     if (!Number.isSafeInteger(this.#maxMessageBytes) || this.#maxMessageBytes <= 0) throw new OptionsError("Option 'maxMessageBytes' must be a positive integer.");
   }
 
-  async start(receive: Receive): Promise<void> {
-    if (this.#receive !== undefined) throw new OptionsError("A RedisBackplane serves one server: give each server its own.");
-    this.#receive = receive;
+  async start(receiver: BackplaneReceiver): Promise<void> {
+    if (this.#receiver !== undefined) throw new OptionsError("A RedisBackplane serves one server: give each server its own.");
+    this.#receiver = receiver;
+    // Answers to this server's group commands come on a channel of its own.
+    this.#channels.add(this.#replyChannel(this.#node));
     const url = this.#options.url ?? "redis://127.0.0.1:6379";
     const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, ...this.#options.redis };
     // Publishing fails fast while Redis is away (no offline queue); subscriptions are ours to restore.
@@ -101,6 +111,32 @@ export class RedisBackplane implements Backplane {
     }
   }
 
+  async groupCommand(hub: string, command: GroupCommand): Promise<void> {
+    const pub = this.#pub;
+    if (pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis: a connection of another server cannot be added to or removed from a group now.");
+    if (this.#pending.size >= MAX_PENDING_COMMANDS) throw new BackplaneError("Too many group changes for other servers are waiting for an answer.");
+    const id = ++this.#lastRequest;
+    const answered = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new ConnectionTimeoutError(`No server answered for connection '${command.connectionId}' within ${this.#requestTimeout} ms: it is not connected anywhere, or its server is unreachable.`));
+      }, this.#requestTimeout);
+      this.#pending.set(id, { resolve, reject, timer });
+    });
+    const envelope = writeCommand(this.#node, hub, id, command);
+    const channel = this.#channel(hub, "connection", command.connectionId);
+    try {
+      if (this.#sharded) await pub.spublish(channel, envelope);
+      else await pub.publish(channel, envelope);
+    } catch (error) {
+      const pending = this.#pending.get(id);
+      this.#pending.delete(id);
+      if (pending !== undefined) clearTimeout(pending.timer);
+      throw new BackplaneError("Redis refused the group change for another server's connection.", { cause: error });
+    }
+    return answered;
+  }
+
   subscribe(hub: string, scope: BackplaneScope, key: string): void {
     const channel = this.#channel(hub, scope, key);
     if (this.#channels.has(channel)) return;
@@ -117,6 +153,11 @@ export class RedisBackplane implements Backplane {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new BackplaneError("The backplane closed before the other server answered."));
+    }
+    this.#pending.clear();
     this.#channels.clear();
     await Promise.allSettled([this.#pub?.quit(), this.#sub?.quit()]);
     this.#pub?.disconnect();
@@ -137,6 +178,10 @@ export class RedisBackplane implements Backplane {
     return this.#channels;
   }
 
+  #replyChannel(node: Buffer): string {
+    return `${this.#prefix}:reply:${node.toString("hex")}`;
+  }
+
   #channel(hub: string, scope: BackplaneScope, key: string): string {
     return `${this.#prefix}:${hub}:${scope}:${key}`;
   }
@@ -150,7 +195,7 @@ export class RedisBackplane implements Backplane {
 
   #resubscribe(): void {
     const sub = this.#sub;
-    if (sub === undefined || sub.status !== "ready" || this.#receive === undefined || this.#channels.size === 0) return;
+    if (sub === undefined || sub.status !== "ready" || this.#receiver === undefined || this.#channels.size === 0) return;
     const channels = [...this.#channels];
     const run = this.#sharded ? sub.ssubscribe(...channels) : sub.subscribe(...channels);
     this.#lastChange = run.catch((error: unknown) => this.#logger.warn({ err: error }, "Restoring the backplane's subscriptions failed."));
@@ -178,13 +223,45 @@ export class RedisBackplane implements Backplane {
       this.#logger.warn({ bytes: data.length, maxMessageBytes: this.#maxMessageBytes }, "Dropped an oversized backplane message.");
       return;
     }
+    if (data[0] === COMMAND) return this.#onCommand(data);
+    if (data[0] === REPLY) return this.#onReply(data);
     const envelope = readEnvelope(data);
     if ("error" in envelope) {
       this.#logger.warn({ reason: envelope.error }, "Dropped a backplane message that is not Switchboard's (or another version's).");
       return;
     }
     if (envelope.node.equals(this.#node)) return; // this server delivered it already
-    this.#receive?.(envelope.hub, envelope.target, envelope.message);
+    this.#receiver?.deliver(envelope.hub, envelope.target, envelope.message);
+  }
+
+  #onCommand(data: Buffer): void {
+    const request = readCommand(data);
+    if ("error" in request) {
+      this.#logger.warn({ reason: request.error }, "Dropped a malformed group command from the backplane.");
+      return;
+    }
+    const answer = (error?: string): void => {
+      const pub = this.#pub;
+      if (pub === undefined || pub.status !== "ready") return; // the asker times out
+      const reply = writeReply(request.id, error);
+      const channel = this.#replyChannel(request.node);
+      (this.#sharded ? pub.spublish(channel, reply) : pub.publish(channel, reply)).catch(() => undefined);
+    };
+    this.#receiver?.groupCommand(request.hub, request.command).then(
+      (applied) => applied && answer(),
+      (error: unknown) => answer(error instanceof SwitchboardError ? error.message : "The group change failed on the connection's server."),
+    );
+  }
+
+  #onReply(data: Buffer): void {
+    const reply = readReply(data);
+    if ("error" in reply && reply.id === undefined) return;
+    const pending = this.#pending.get(reply.id!);
+    if (pending === undefined) return; // late, after a timeout
+    this.#pending.delete(reply.id!);
+    clearTimeout(pending.timer);
+    if (reply.failure !== undefined) pending.reject(new BackplaneError(reply.failure));
+    else pending.resolve();
   }
 }
 

@@ -81,7 +81,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
   });
 
   async function node(logger = new MemoryLogger()): Promise<TestServer> {
-    const backplane = new RedisBackplane({ url: redis.url, logger });
+    const backplane = new RedisBackplane({ url: redis.url, logger, requestTimeout: 500 });
     backplanes.push(backplane);
     const server = await startServer([FarmHub], {
       protocols: [new CountingJson(), new CountingMessagePack()],
@@ -137,6 +137,35 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
       await settle(80); // nothing more may arrive
       expect({ name, got: texts() }).toEqual({ name, got: { a1: expected.includes("a1") ? [name] : [], b1: expected.includes("b1") ? [name] : [], b2: expected.includes("b2") ? [name] : [] } });
     }
+  });
+
+  it("adds and removes a connection of another server to and from a group, acknowledged", async () => {
+    const { a, b1, inbox } = await farm();
+    const context = a.server.hubContext(FarmHub);
+    await context.groups.add(b1.connectionId!, "remote");
+    await subscribed();
+    await context.clients.group("remote").send("m", "joined from afar");
+    await until(() => inbox.b1.some((m) => m[0] === "joined from afar"));
+    await context.groups.remove(b1.connectionId!, "remote");
+    await subscribed();
+    await context.clients.group("remote").send("m", "after removal");
+    await settle(150);
+    expect(inbox.b1.map((m) => m[0])).toEqual(["joined from afar"]);
+  });
+
+  it("refuses a group change for a connection no server has, with a clear timeout, and a bad group name at once", async () => {
+    const { a } = await farm();
+    const context = a.server.hubContext(FarmHub);
+    await expect(context.groups.add("nobody-anywhere", "room")).rejects.toMatchObject({ code: "SB_ERR_TIMEOUT", message: expect.stringContaining("'nobody-anywhere'") });
+    await expect(context.groups.add("nobody-anywhere", "")).rejects.toMatchObject({ code: "SB_ERR_GROUP_NAME" });
+  });
+
+  it("persists a remote add through the connection's own server", async () => {
+    const { a, b2 } = await farm();
+    await a.server.hubContext(FarmHub).groups.add(b2.connectionId!, "kept", { persist: true });
+    const again = await connectClient((await node()).url("/hubs/farm?user=alice"));
+    await again.invoke("Caller", "x");
+    expect(again.connectionId).toBeDefined();
   });
 
   it("encodes a send once per protocol cluster-wide, and the receiving server re-encodes nothing", async () => {

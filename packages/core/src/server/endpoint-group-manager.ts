@@ -5,6 +5,7 @@ import { checkGroupName } from "../fan-out/group-registry.js";
 import type { DefaultHubLifetimeManager } from "../fan-out/lifetime-manager.js";
 import type { HubConnection } from "../connections/hub-connection.js";
 import type { GroupRejoin } from "./group-rejoin.js";
+import type { GroupCommand } from "../contracts/backplane.js";
 
 /**
  * A hub's group manager: the in-memory one, plus `{ persist: true }` through the membership store
@@ -16,16 +17,23 @@ export class EndpointGroupManager extends DefaultGroupManager {
   readonly #manager: DefaultHubLifetimeManager<HubConnection>;
   readonly #store: MembershipStore;
   readonly #rejoin: GroupRejoin;
+  readonly #remote: ((command: GroupCommand) => Promise<void>) | undefined;
 
-  constructor(hub: string, manager: DefaultHubLifetimeManager<HubConnection>, store: MembershipStore, rejoin: GroupRejoin) {
+  /** `remote`: with a backplane, how a change for a connection of another server reaches it. */
+  constructor(hub: string, manager: DefaultHubLifetimeManager<HubConnection>, store: MembershipStore, rejoin: GroupRejoin, remote?: (command: GroupCommand) => Promise<void>) {
     super(manager);
     this.#hub = hub;
     this.#manager = manager;
     this.#store = store;
     this.#rejoin = rejoin;
+    this.#remote = remote;
   }
 
   override async add(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+    if (this.#remote !== undefined && !this.#manager.connections.has(connectionId)) {
+      checkGroupName(group);
+      return this.#remote({ op: "add", connectionId, group, persist: options?.persist === true });
+    }
     // Recorded first: when the store fails, nothing changed and the caller learns it.
     if (options?.persist === true) await this.#store.add(this.#hub, this.#userOf(connectionId, group), group);
     await super.add(connectionId, group);
@@ -33,6 +41,10 @@ export class EndpointGroupManager extends DefaultGroupManager {
   }
 
   override async remove(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+    if (this.#remote !== undefined && !this.#manager.connections.has(connectionId)) {
+      checkGroupName(group);
+      return this.#remote({ op: "remove", connectionId, group, persist: options?.persist === true });
+    }
     const user = options?.persist === true ? this.#userOf(connectionId, group) : undefined;
     await super.remove(connectionId, group);
     this.#rejoin.changed(connectionId);

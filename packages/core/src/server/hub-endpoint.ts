@@ -19,7 +19,7 @@ import type { Principal } from "../hubs/hub-caller-context.js";
 import type { LifetimeContext, OutgoingContext } from "../pipeline/hub-module.js";
 import type { HubPipeline } from "../pipeline/hub-pipeline.js";
 import type { SendTarget } from "../contracts/send-target.js";
-import type { Backplane, BackplaneScope, EncodedMessage } from "../contracts/backplane.js";
+import type { Backplane, BackplaneScope, EncodedMessage, GroupCommand } from "../contracts/backplane.js";
 import { ForeignMessage } from "../fan-out/serialized-message.js";
 import { admitted, isRefusal, Refusal } from "./admission.js";
 import { SerializedRecord, TRANSPORT_TYPES, type ConnectionHandle, type ConnectionRequest, type TransportConnection, type TransportType } from "../contracts/transport.js";
@@ -73,6 +73,7 @@ const SIGNALR_TRANSPORT: Readonly<Record<TransportType, string>> = { WebSockets:
 
 const NOTHING = (): void => undefined;
 const RESOLVED = Promise.resolve();
+const PERSIST = Object.freeze({ persist: true });
 const CONNECTED = Promise.resolve(true);
 
 /** Lowest negotiate version served: version 0 would make the public id the secret token. */
@@ -196,7 +197,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     backplane?.subscribe(descriptor.path, "all", "");
     this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent, options.maxGroupsPerConnection, interest);
     this.#rejoin = new GroupRejoin(this);
-    this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin);
+    this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin, backplane === undefined ? undefined : (command) => backplane.groupCommand(descriptor.path, command));
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
     this.store = new ConnectionStore(options.unusedTokenTimeout);
     options.protocols.forEach((protocol, index) => this.#protocolIndex.set(protocol.name, index));
@@ -538,6 +539,15 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       if (record !== null) encoded.set(protocols[i]!.name, record.bytes);
     }
     return this.#backplane!.publish(this.descriptor.path, target, encoded);
+  }
+
+  /** A group command from another server: applied when the connection is here (true), else false. */
+  async applyGroupCommand(command: GroupCommand): Promise<boolean> {
+    if (!this.lifetimeManager.connections.has(command.connectionId)) return false;
+    const options = command.persist === true ? PERSIST : undefined;
+    if (command.op === "add") await this.groupManager.add(command.connectionId, command.group, options);
+    else await this.groupManager.remove(command.connectionId, command.group, options);
+    return true;
   }
 
   /** A send published by another server: delivered to this server's recipients, as encoded there. */

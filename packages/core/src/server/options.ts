@@ -220,7 +220,7 @@ function checkLogger(logger: Logger): Logger {
 
 function checkBackplane(backplane: Backplane | undefined): Backplane | undefined {
   if (backplane === undefined) return undefined;
-  for (const member of ["start", "publish", "subscribe", "unsubscribe", "close"] as const) {
+  for (const member of ["start", "publish", "groupCommand", "subscribe", "unsubscribe", "close"] as const) {
     if (typeof backplane?.[member] !== "function") throw new OptionsError(`Option 'backplane' needs a '${member}' function (see the Backplane contract).`);
   }
   return backplane;

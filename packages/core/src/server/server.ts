@@ -92,7 +92,10 @@ export class SwitchboardServer {
     this.ready =
       backplane === undefined
         ? Promise.resolve()
-        : backplane.start((hub, target, message) => this.#endpoints.get(routeKey(hub))?.deliverForeign(target, message));
+        : backplane.start({
+            deliver: (hub, target, message) => this.#endpoints.get(routeKey(hub))?.deliverForeign(target, message),
+            groupCommand: (hub, command) => this.#endpoints.get(routeKey(hub))?.applyGroupCommand(command) ?? Promise.resolve(false),
+          });
     // An unawaited failure must not crash the process: it is logged, and `ready` still rejects for callers.
     this.ready.catch((error: unknown) => this.options.logger.error({ err: error }, "The backplane could not start; this server serves only its own connections."));
     // One timer for every connection: keep-alive pings, client timeouts and, for stateful
