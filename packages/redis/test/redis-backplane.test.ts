@@ -160,12 +160,13 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     await expect(context.groups.add("nobody-anywhere", "")).rejects.toMatchObject({ code: "SB_ERR_GROUP_NAME" });
   });
 
-  it("persists a remote add through the connection's own server", async () => {
-    const { a, b2 } = await farm();
+  it("persists a remote add through the connection's own server and its membership store", async () => {
+    const { a, b, b2 } = await farm();
     await a.server.hubContext(FarmHub).groups.add(b2.connectionId!, "kept", { persist: true });
-    const again = await connectClient((await node()).url("/hubs/farm?user=alice"));
-    await again.invoke("Caller", "x");
-    expect(again.connectionId).toBeDefined();
+    expect(b.server.hubContext(FarmHub).groups.has("kept", b2.connectionId!)).toBe(true);
+    // b2 is alice's connection on b: b's store has the membership, a's has nothing.
+    expect(await b.server.options.membershipStore.groupsOf("FarmHub", "alice")).toEqual(["kept"]);
+    expect(await a.server.options.membershipStore.groupsOf("FarmHub", "alice")).toEqual([]);
   });
 
   it("encodes a send once per protocol cluster-wide, and the receiving server re-encodes nothing", async () => {
