@@ -390,6 +390,26 @@ describe("streams on the wire", () => {
     expect(server.server.endpoint("/hubs/streams")!.lifetimeManager.connections.size).toBe(1);
   });
 
+  it("bounds the streams and the client results one connection may have at once, with clear errors", async () => {
+    const server = await startServer([StreamHub], { maxStreams: 2, maxPendingClientResults: 2 });
+    const raw = await RawClient.connect(server, "/hubs/streams");
+    raw.sendText(`{"type":4,"invocationId":"1","target":"Forever","arguments":[]}${RS}{"type":4,"invocationId":"2","target":"Forever","arguments":[]}${RS}`);
+    raw.sendText(`{"type":4,"invocationId":"3","target":"Forever","arguments":[]}${RS}`);
+    await until(() => raw.text().includes(`"invocationId":"3","error":"A connection may have at most 2 streams running at once."`));
+    raw.sendText(`{"type":5,"invocationId":"1"}${RS}`);
+    await until(() => raw.text().includes(`{"type":3,"invocationId":"1"}`));
+    raw.sendText(`{"type":4,"invocationId":"4","target":"Counter","arguments":[2,0]}${RS}`);
+    await until(() => raw.text().includes(`{"type":3,"invocationId":"4"}`));
+    raw.sendText(`{"type":5,"invocationId":"2"}${RS}`);
+    // Client results: the raw client never answers, so two stay pending and a third is refused.
+    const context = server.server.hubContext(StreamHub);
+    const connectionId = [...server.server.endpoint("/hubs/streams")!.lifetimeManager.connections.keys()][0]!;
+    const pending = [context.clients.client(connectionId).invoke("GetAnswer", "a"), context.clients.client(connectionId).invoke("GetAnswer", "b")];
+    await expect(context.clients.client(connectionId).invoke("GetAnswer", "c")).rejects.toMatchObject({ code: "SB_ERR_LIMIT_STREAMS", message: "A connection may have at most 2 client results pending." });
+    await raw.close();
+    for (const answer of pending) await expect(answer).rejects.toThrow("Connection closed before the client returned a result.");
+  });
+
   it("refuses a duplicate stream invocation id, a reused stream id and too many upload streams", async () => {
     const server = await startServer([StreamHub], { maxUploadStreams: 2 });
     const raw = await RawClient.connect(server, "/hubs/streams");

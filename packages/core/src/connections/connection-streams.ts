@@ -4,6 +4,8 @@ import { UploadStream } from "../hubs/upload-stream.js";
 
 /** The per-connection limits of streams and client results (server options of the same names). */
 export interface StreamLimits {
+  /** Server → client streams running at once per connection. */
+  readonly maxStreams: number;
   /** Upload streams open at once per connection. */
   readonly maxUploadStreams: number;
   /** Items an upload stream buffers before the server stops reading from the client. */
@@ -57,9 +59,13 @@ export class ConnectionStreams {
 
   // ---- server → client streams -------------------------------------------------------------
 
-  /** Registers a stream the client asked for; undefined when its id is already in use. */
+  /**
+   * Registers a stream the client asked for; undefined when its id is already in use. Throws
+   * {@link StreamLimitError} when the connection already runs `maxStreams` streams.
+   */
   startStream(invocationId: string): AbortController | undefined {
     if (this.#outgoing.has(invocationId) || this.#results.has(invocationId)) return undefined;
+    if (this.#outgoing.size >= this.#limits.maxStreams) throw new StreamLimitError(`A connection may have at most ${this.#limits.maxStreams} streams running at once.`);
     const controller = new AbortController();
     this.#outgoing.set(invocationId, controller);
     return controller;

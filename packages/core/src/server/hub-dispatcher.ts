@@ -142,10 +142,18 @@ export async function dispatchInvocation(context: DispatchContext, connection: H
   const streaming = message.type === MessageType.StreamInvocation;
   // A stream is registered before anything awaits, so its CancelInvocation can never miss it.
   const streamId = streaming ? message.invocationId! : "";
-  const controller = streaming ? connection.streams.startStream(streamId) : undefined;
-  if (streaming && controller === undefined) {
-    fail(context, connection, id, ErrorText.idInUse(streamId));
-    return "binding_failed";
+  let controller: AbortController | undefined;
+  if (streaming) {
+    try {
+      controller = connection.streams.startStream(streamId);
+    } catch (error) {
+      fail(context, connection, id, (error as Error).message);
+      return "binding_failed";
+    }
+    if (controller === undefined) {
+      fail(context, connection, id, ErrorText.idInUse(streamId));
+      return "binding_failed";
+    }
   }
   const streamIds = message.streamIds;
   let streams = NO_STREAMS;

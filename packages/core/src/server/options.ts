@@ -86,6 +86,8 @@ export interface ServerOptions {
   readonly statefulReconnectBufferSize?: number;
   /** How long a stateful-reconnect connection waits for its client after the transport is lost. Default 15 000. */
   readonly disconnectTimeout?: number;
+  /** Server → client streams one connection may have running at once; more are refused with a clear error. Default 16. */
+  readonly maxStreams?: number;
   /** Client → server upload streams one connection may have open at once. Default 10. */
   readonly maxUploadStreams?: number;
   /** Items an upload stream buffers before the server stops reading from that client (as ASP.NET's StreamBufferCapacity). Default 10. */
@@ -174,6 +176,7 @@ export const DEFAULTS = {
   statefulReconnectBufferSize: 100_000,
   disconnectTimeout: 15_000,
   membershipTimeout: 2_000,
+  maxStreams: 16,
   maxUploadStreams: 10,
   streamBufferCapacity: 10,
   maxPendingClientResults: 64,
@@ -231,7 +234,7 @@ const OPTION_KEYS: readonly (keyof ServerOptions)[] = [
   "protocols", "hubs", "container", "keepAliveInterval", "clientTimeout", "handshakeTimeout", "maxMessageSize", "maxDepth",
   "maxBufferedBytes", "maxInvocationIdLength", "maxParallelInvocations", "maxQueuedInvocations", "unusedTokenTimeout",
   "shutdownTimeout", "statefulReconnect", "statefulReconnectBufferSize", "disconnectTimeout", "detailedErrors",
-  "maxUploadStreams", "streamBufferCapacity", "maxPendingClientResults", "clientResultTimeout",
+  "maxStreams", "maxUploadStreams", "streamBufferCapacity", "maxPendingClientResults", "clientResultTimeout",
   "authenticate", "userIdProvider", "policies", "modules", "logger", "observer", "rejoin", "membershipStore", "membershipTimeout",
   "hubMethods", "backplane", "maxMessagesPerTurn", "maxGroupsPerConnection", "maxPendingNegotiations", "closeOnAuthenticationExpiration",
 ];
@@ -328,6 +331,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     closeOnAuthenticationExpiration: options.closeOnAuthenticationExpiration ?? DEFAULTS.closeOnAuthenticationExpiration,
     statefulReconnectBufferSize: count("statefulReconnectBufferSize", options.statefulReconnectBufferSize ?? DEFAULTS.statefulReconnectBufferSize),
     disconnectTimeout: duration("disconnectTimeout", options.disconnectTimeout ?? DEFAULTS.disconnectTimeout),
+    maxStreams: count("maxStreams", options.maxStreams ?? DEFAULTS.maxStreams),
     maxUploadStreams: count("maxUploadStreams", options.maxUploadStreams ?? DEFAULTS.maxUploadStreams),
     streamBufferCapacity: count("streamBufferCapacity", options.streamBufferCapacity ?? DEFAULTS.streamBufferCapacity),
     maxPendingClientResults: count("maxPendingClientResults", options.maxPendingClientResults ?? DEFAULTS.maxPendingClientResults),
