@@ -56,8 +56,13 @@ export class ChatHub extends Hub<ChatClient> {
     const rooms = this.groups.groupsOf(this.context.connectionId);
     for (const room of rooms) {
       this.#rooms().add(room);
-      await this.clients.group(room).send("RoomCount", room, this.groups.count(room));
+      await this.clients.group(room).send("RoomCount", room, await this.#count(room));
     }
+  }
+
+  /** Members of `room` on every server (with Redis), or on this one when the cluster cannot answer. */
+  #count(room: string): Promise<number> {
+    return this.groups.cluster.count(room).catch(() => this.groups.count(room));
   }
 
   /**
@@ -68,7 +73,7 @@ export class ChatHub extends Hub<ChatClient> {
   async Join(group: string): Promise<number> {
     await this.groups.add(this.context.connectionId, checkGroup(group), { persist: this.context.userIdentifier !== null });
     this.#rooms().add(group);
-    const count = this.groups.count(group);
+    const count = await this.#count(group);
     await this.clients.group(group).send("RoomCount", group, count);
     return count;
   }
@@ -77,7 +82,7 @@ export class ChatHub extends Hub<ChatClient> {
   async Leave(group: string): Promise<number> {
     await this.groups.remove(this.context.connectionId, checkGroup(group), { persist: this.context.userIdentifier !== null });
     this.#rooms().delete(group);
-    const count = this.groups.count(group);
+    const count = await this.#count(group);
     await this.clients.group(group).send("RoomCount", group, count);
     return count;
   }
@@ -110,7 +115,7 @@ export class ChatHub extends Hub<ChatClient> {
     const rooms = this.context.items.get(kRooms);
     if (!(rooms instanceof Set)) return;
     for (const room of rooms as Set<string>) {
-      await this.clients.group(room).send("RoomCount", room, this.groups.count(room));
+      await this.clients.group(room).send("RoomCount", room, await this.#count(room));
     }
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
-import { BackplaneError, ConnectionTimeoutError, consoleLogger, OptionsError, SwitchboardError, type Backplane, type BackplaneReceiver, type BackplaneScope, type EncodedMessage, type GroupCommand, type Logger, type SendTarget } from "@switchboard/core";
+import { BackplaneError, ConnectionTimeoutError, consoleLogger, OptionsError, SwitchboardError, type Backplane, type BackplaneReceiver, type BackplaneScope, type CommandAnswer, type ConnectionCommand, type EncodedMessage, type GroupDirectory, type Logger, type Page, type PageOptions, type SendTarget } from "@switchboard/core";
+import { RedisDirectory } from "./redis-directory.js";
 import { COMMAND, NODE_ID_LENGTH, readCommand, readEnvelope, readReply, REPLY, writeCommand, writeEnvelope, writeReply } from "./envelope.js";
 
 /** Options of a {@link RedisBackplane}. */
@@ -20,11 +21,17 @@ export interface RedisBackplaneOptions {
   readonly maxMessageBytes?: number;
   /** How long `groups.add/remove` of a connection on another server waits for that server's answer. Default 5 000 ms. */
   readonly requestTimeout?: number;
+  /**
+   * Lease of this server's entries in the cluster-wide group directory, in ms: renewed every
+   * third of it; a server that stops without closing has its members removed by the others within
+   * the lease plus a third. Default 15 000 (gone within 20 s).
+   */
+  readonly lease?: number;
   /** Where transitions (connected, lost, restored) and dropped messages are logged. Default: JSON lines on stderr at "warn". */
   readonly logger?: Logger;
 }
 
-/** At most this many group commands wait for an answer at once; more are refused. */
+/** At most this many commands for other servers' connections wait for an answer at once; more are refused. */
 const MAX_PENDING_COMMANDS = 10_000;
 
 /**
@@ -39,8 +46,11 @@ const MAX_PENDING_COMMANDS = 10_000;
  * is buffered); the subscriber reconnects by itself and subscribes to every channel again, with a
  * log line for each transition. Messages from another version or garbage on a channel are
  * dropped with a log line. Standalone Redis (or a replica set behind one address); not Redis Cluster.
+ *
+ * It also keeps the cluster-wide group directory behind `groups.cluster` (see redis-directory.ts
+ * and the package README for how fresh its answers are).
  */
-export class RedisBackplane implements Backplane {
+export class RedisBackplane implements Backplane, GroupDirectory {
   readonly #options: RedisBackplaneOptions;
   readonly #logger: Logger;
   readonly #prefix: string;
@@ -53,8 +63,11 @@ export class RedisBackplane implements Backplane {
   #receiver: BackplaneReceiver | undefined;
   readonly #requestTimeout: number;
   #lastRequest = 0;
-  readonly #pending = new Map<number, { resolve(): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
+  readonly #pending = new Map<number, { resolve(answer: CommandAnswer): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
+  readonly #lease: number;
+  #directory: RedisDirectory | undefined;
   #closed = false;
+  #started = false;
   #lost = false;
   /** The last subscription change sent to Redis (they run in order on one connection). */
   #lastChange: Promise<unknown> = Promise.resolve();
@@ -66,6 +79,8 @@ export class RedisBackplane implements Backplane {
     this.#prefix = options.prefix ?? "sb";
     this.#maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
     this.#requestTimeout = options.requestTimeout ?? 5_000;
+    this.#lease = options.lease ?? 15_000;
+    if (!Number.isSafeInteger(this.#lease) || this.#lease < 30) throw new OptionsError("Option 'lease' must be a whole number of milliseconds, at least 30.");
     if (!Number.isFinite(this.#requestTimeout) || this.#requestTimeout <= 0) throw new OptionsError("Option 'requestTimeout' must be a positive number of milliseconds.");
     if (typeof this.#prefix !== "string" || this.#prefix.length === 0) throw new OptionsError("Option 'prefix' must be a non-empty string.");
     if (!Number.isSafeInteger(this.#maxMessageBytes) || this.#maxMessageBytes <= 0) throw new OptionsError("Option 'maxMessageBytes' must be a positive integer.");
@@ -84,6 +99,11 @@ export class RedisBackplane implements Backplane {
     for (const [name, client] of [["publisher", this.#pub], ["subscriber", this.#sub]] as const) {
       client.on("error", (error: Error) => this.#logger.debug({ connection: name, err: error }, "Redis connection error."));
     }
+    const directory = (this.#directory = new RedisDirectory(this.#prefix, this.#node.toString("hex"), this.#lease, this.#logger, () => receiver.memberships()));
+    this.#pub.on("close", () => directory.lost());
+    this.#pub.on("ready", () => {
+      if (this.#started) directory.restored().catch((error: unknown) => this.#logger.warn({ err: error }, "Could not rewrite this server's group memberships after Redis came back; retried at the next renewal."));
+    });
     this.#sub.on("close", () => this.#transition(true));
     this.#sub.on("ready", () => {
       if (this.#lost) this.#transition(false);
@@ -96,6 +116,8 @@ export class RedisBackplane implements Backplane {
     this.#sharded = sharded === "auto" ? await this.#supportsSharded() : sharded;
     this.#logger.info({ sharded: this.#sharded }, "Backplane connected to Redis.");
     this.#resubscribe();
+    await directory.start(this.#pub);
+    this.#started = true;
   }
 
   async publish(hub: string, target: SendTarget, message: EncodedMessage): Promise<void> {
@@ -111,30 +133,77 @@ export class RedisBackplane implements Backplane {
     }
   }
 
-  async groupCommand(hub: string, command: GroupCommand): Promise<void> {
+  async command(hub: string, command: ConnectionCommand): Promise<CommandAnswer> {
     const pub = this.#pub;
-    if (pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis: a connection of another server cannot be added to or removed from a group now.");
-    if (this.#pending.size >= MAX_PENDING_COMMANDS) throw new BackplaneError("Too many group changes for other servers are waiting for an answer.");
+    if (pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis: a connection of another server cannot be reached now.");
+    if (this.#pending.size >= MAX_PENDING_COMMANDS) throw new BackplaneError("Too many requests to other servers' connections are waiting for an answer.");
     const id = ++this.#lastRequest;
-    const answered = new Promise<void>((resolve, reject) => {
+    // An invoke waits for the client as long as its caller does; everything else for requestTimeout.
+    const timeout = command.op === "invoke" ? command.timeout + this.#requestTimeout : this.#requestTimeout;
+    const answered = new Promise<CommandAnswer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
-        reject(new ConnectionTimeoutError(`No server answered for connection '${command.connectionId}' within ${this.#requestTimeout} ms: it is not connected anywhere, or its server is unreachable.`));
-      }, this.#requestTimeout);
+        reject(new ConnectionTimeoutError(`No server answered for connection '${command.connectionId}' within ${timeout} ms: its server is unreachable or stalled.`));
+      }, timeout);
       this.#pending.set(id, { resolve, reject, timer });
     });
+    answered.catch(() => undefined); // may settle while the publish below is still under way; the caller gets it below
     const envelope = writeCommand(this.#node, hub, id, command);
     const channel = this.#channel(hub, "connection", command.connectionId);
+    let receivers: number;
     try {
-      if (this.#sharded) await pub.spublish(channel, envelope);
-      else await pub.publish(channel, envelope);
+      receivers = Number(this.#sharded ? await pub.spublish(channel, envelope) : await pub.publish(channel, envelope));
     } catch (error) {
-      const pending = this.#pending.get(id);
-      this.#pending.delete(id);
-      if (pending !== undefined) clearTimeout(pending.timer);
-      throw new BackplaneError("Redis refused the group change for another server's connection.", { cause: error });
+      this.#forget(id);
+      throw new BackplaneError("Redis refused the request for another server's connection.", { cause: error });
+    }
+    // Only the server holding a connection subscribes to its channel.
+    if (receivers === 0) {
+      this.#forget(id);
+      throw new BackplaneError(`Connection '${command.connectionId}' is not connected to any server.`);
     }
     return answered;
+  }
+
+  #forget(id: number): void {
+    const pending = this.#pending.get(id);
+    this.#pending.delete(id);
+    if (pending !== undefined) clearTimeout(pending.timer);
+  }
+
+  // ---- group directory (see redis-directory.ts) ------------------------------------------------
+
+  track(hub: string, group: string, connectionId: string, joined: boolean): void {
+    this.#directory?.track(hub, group, connectionId, joined);
+  }
+
+  count(hub: string, group: string): Promise<number> {
+    return this.#directoryQuery((directory) => directory.count(hub, group));
+  }
+
+  has(hub: string, group: string, connectionId: string): Promise<boolean> {
+    return this.#directoryQuery((directory) => directory.has(hub, group, connectionId));
+  }
+
+  groupsOf(hub: string, connectionId: string): Promise<readonly string[]> {
+    return this.#directoryQuery((directory) => directory.groupsOf(hub, connectionId));
+  }
+
+  members(hub: string, group: string, page: PageOptions): Promise<Page> {
+    return this.#directoryQuery((directory) => directory.members(hub, group, page));
+  }
+
+  groups(hub: string, page: PageOptions): Promise<Page> {
+    return this.#directoryQuery((directory) => directory.groups(hub, page));
+  }
+
+  #directoryQuery<T>(query: (directory: RedisDirectory) => Promise<T>): Promise<T> {
+    try {
+      if (this.#directory === undefined || this.#closed) throw new BackplaneError("Cluster-wide group membership is not available: the backplane has not started or has closed.");
+      return query(this.#directory);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   subscribe(hub: string, scope: BackplaneScope, key: string): void {
@@ -159,6 +228,7 @@ export class RedisBackplane implements Backplane {
     }
     this.#pending.clear();
     this.#channels.clear();
+    await this.#directory?.close();
     await Promise.allSettled([this.#pub?.quit(), this.#sub?.quit()]);
     this.#pub?.disconnect();
     this.#sub?.disconnect();
@@ -237,19 +307,19 @@ export class RedisBackplane implements Backplane {
   #onCommand(data: Buffer): void {
     const request = readCommand(data);
     if ("error" in request) {
-      this.#logger.warn({ reason: request.error }, "Dropped a malformed group command from the backplane.");
+      this.#logger.warn({ reason: request.error }, "Dropped a malformed request from the backplane.");
       return;
     }
-    const answer = (error?: string): void => {
+    const reply = (answer: { readonly error?: string; readonly answer?: CommandAnswer }): void => {
       const pub = this.#pub;
       if (pub === undefined || pub.status !== "ready") return; // the asker times out
-      const reply = writeReply(request.id, error);
       const channel = this.#replyChannel(request.node);
-      (this.#sharded ? pub.spublish(channel, reply) : pub.publish(channel, reply)).catch(() => undefined);
+      const bytes = writeReply(request.id, answer);
+      (this.#sharded ? pub.spublish(channel, bytes) : pub.publish(channel, bytes)).catch(() => undefined);
     };
-    this.#receiver?.groupCommand(request.hub, request.command).then(
-      (applied) => applied && answer(),
-      (error: unknown) => answer(error instanceof SwitchboardError ? error.message : "The group change failed on the connection's server."),
+    this.#receiver?.command(request.hub, request.command).then(
+      (answer) => answer !== undefined && reply({ answer }),
+      (error: unknown) => reply({ error: error instanceof SwitchboardError ? error.message : "The request failed on the connection's server." }),
     );
   }
 
@@ -261,7 +331,7 @@ export class RedisBackplane implements Backplane {
     this.#pending.delete(reply.id!);
     clearTimeout(pending.timer);
     if (reply.failure !== undefined) pending.reject(new BackplaneError(reply.failure));
-    else pending.resolve();
+    else pending.resolve(reply.answer ?? {});
   }
 }
 

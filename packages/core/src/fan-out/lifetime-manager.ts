@@ -18,6 +18,21 @@ export interface RecordSource {
 /** Told when this server gains its first or loses its last local connection in a scope (for a backplane's subscriptions). */
 export type InterestListener = (scope: BackplaneScope, key: string, present: boolean) => void;
 
+/** Told of every join (`true`) and leave (`false`) of a local connection, for a cluster-wide directory. */
+export type MembershipListener = (group: string, connectionId: string, joined: boolean) => void;
+
+/** Optional behaviour of a {@link DefaultHubLifetimeManager}; each costs nothing when absent. */
+export interface LifetimeHooks {
+  /** For metrics: each send's recipient count per protocol index, after it went out. */
+  readonly onSent?: (deliveries: readonly number[]) => void;
+  /** Joins past this many groups per connection fail with a {@link HubError}. Default: no cap. */
+  readonly maxGroupsPerConnection?: number;
+  /** For a backplane: the first or last local connection of a group, user or connection. */
+  readonly interest?: InterestListener;
+  /** For a directory: every local join and leave, including the leaves of a connection that ends. */
+  readonly membership?: MembershipListener;
+}
+
 /** Sets above this size are checked through a `Set` built once per send, smaller ones by scanning. */
 const EXCLUDED_SCAN_LIMIT = 8;
 
@@ -38,19 +53,15 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
 
   readonly #maxGroups: number;
   readonly #interest: InterestListener | undefined;
+  readonly #membership: MembershipListener | undefined;
 
-  /**
-   * `onSent`, for metrics, gets each send's recipient count per protocol index after it went out.
-   * `maxGroupsPerConnection`: joins past it fail with a {@link HubError} (default: no cap).
-   * `interest`, for a backplane, hears when a group, user or connection gains its first or loses
-   * its last local connection. Without them nothing is counted or told.
-   */
-  constructor(protocols: readonly HubProtocol[], logger: Logger, onSent?: (deliveries: readonly number[]) => void, maxGroupsPerConnection = Infinity, interest?: InterestListener) {
+  constructor(protocols: readonly HubProtocol[], logger: Logger, hooks: LifetimeHooks = {}) {
     this.#protocols = protocols;
     this.#logger = logger;
-    this.#onSent = onSent;
-    this.#maxGroups = maxGroupsPerConnection;
-    this.#interest = interest;
+    this.#onSent = hooks.onSent;
+    this.#maxGroups = hooks.maxGroupsPerConnection ?? Infinity;
+    this.#interest = hooks.interest;
+    this.#membership = hooks.membership;
   }
 
   onConnected(connection: C): void {
@@ -76,6 +87,8 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
       interest("connection", connection.connectionId, false);
       for (const group of connection.groups) if (this.groups.count(group) === 1) interest("group", group, false);
     }
+    const membership = this.#membership;
+    if (membership !== undefined) for (const group of connection.groups) membership(group, connection.connectionId, false);
     this.groups.removeAll(connection);
     const user = connection.userIdentifier;
     if (user !== null) {
@@ -95,17 +108,22 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
       throw new HubError(`A connection can be in at most ${this.#maxGroups} groups.`);
     }
     const first = this.#interest !== undefined && this.groups.count(group) === 0;
+    const joining = this.#membership !== undefined && !connection.groups.has(group);
     this.groups.add(connection, group);
     if (first) this.#interest!("group", group, true);
+    if (joining) this.#membership!(group, connectionId, true);
   }
 
   removeFromGroup(connectionId: string, group: string): void {
     checkGroupName(group);
     const connection = this.connections.get(connectionId);
     if (connection === undefined) return;
-    const had = this.#interest !== undefined && connection.groups.has(group);
+    const had = (this.#interest !== undefined || this.#membership !== undefined) && connection.groups.has(group);
     this.groups.remove(connection, group);
-    if (had && this.groups.count(group) === 0) this.#interest!("group", group, false);
+    if (had) {
+      if (this.#interest !== undefined && this.groups.count(group) === 0) this.#interest("group", group, false);
+      this.#membership?.(group, connectionId, false);
+    }
   }
 
   /** The connections of `userId` (empty when none). */

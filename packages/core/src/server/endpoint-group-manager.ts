@@ -5,7 +5,8 @@ import { checkGroupName } from "../fan-out/group-registry.js";
 import type { DefaultHubLifetimeManager } from "../fan-out/lifetime-manager.js";
 import type { HubConnection } from "../connections/hub-connection.js";
 import type { GroupRejoin } from "./group-rejoin.js";
-import type { GroupCommand } from "../contracts/backplane.js";
+import type { CommandAnswer, ConnectionCommand } from "../contracts/backplane.js";
+import type { ClusterGroups } from "../fan-out/group-manager.js";
 
 /**
  * A hub's group manager: the in-memory one, plus `{ persist: true }` through the membership store
@@ -17,11 +18,14 @@ export class EndpointGroupManager extends DefaultGroupManager {
   readonly #manager: DefaultHubLifetimeManager<HubConnection>;
   readonly #store: MembershipStore;
   readonly #rejoin: GroupRejoin;
-  readonly #remote: ((command: GroupCommand) => Promise<void>) | undefined;
+  readonly #remote: ((command: ConnectionCommand) => Promise<CommandAnswer>) | undefined;
 
-  /** `remote`: with a backplane, how a change for a connection of another server reaches it. */
-  constructor(hub: string, manager: DefaultHubLifetimeManager<HubConnection>, store: MembershipStore, rejoin: GroupRejoin, remote?: (command: GroupCommand) => Promise<void>) {
-    super(manager);
+  /**
+   * `remote`: with a backplane, how a change for a connection of another server reaches it;
+   * `cluster`: the cluster-wide queries, with a directory.
+   */
+  constructor(hub: string, manager: DefaultHubLifetimeManager<HubConnection>, store: MembershipStore, rejoin: GroupRejoin, remote?: (command: ConnectionCommand) => Promise<CommandAnswer>, cluster?: ClusterGroups) {
+    super(manager, cluster);
     this.#hub = hub;
     this.#manager = manager;
     this.#store = store;
@@ -32,7 +36,8 @@ export class EndpointGroupManager extends DefaultGroupManager {
   override async add(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
     if (this.#remote !== undefined && !this.#manager.connections.has(connectionId)) {
       checkGroupName(group);
-      return this.#remote({ op: "add", connectionId, group, persist: options?.persist === true });
+      await this.#remote({ op: "add", connectionId, group, persist: options?.persist === true });
+      return;
     }
     // Recorded first: when the store fails, nothing changed and the caller learns it.
     if (options?.persist === true) await this.#store.add(this.#hub, this.#userOf(connectionId, group), group);
@@ -43,7 +48,8 @@ export class EndpointGroupManager extends DefaultGroupManager {
   override async remove(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
     if (this.#remote !== undefined && !this.#manager.connections.has(connectionId)) {
       checkGroupName(group);
-      return this.#remote({ op: "remove", connectionId, group, persist: options?.persist === true });
+      await this.#remote({ op: "remove", connectionId, group, persist: options?.persist === true });
+      return;
     }
     const user = options?.persist === true ? this.#userOf(connectionId, group) : undefined;
     await super.remove(connectionId, group);

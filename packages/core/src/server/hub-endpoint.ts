@@ -19,7 +19,8 @@ import type { Principal } from "../hubs/hub-caller-context.js";
 import type { LifetimeContext, OutgoingContext } from "../pipeline/hub-module.js";
 import type { HubPipeline } from "../pipeline/hub-pipeline.js";
 import type { SendTarget } from "../contracts/send-target.js";
-import type { Backplane, BackplaneScope, EncodedMessage, GroupCommand } from "../contracts/backplane.js";
+import type { Backplane, BackplaneScope, CommandAnswer, ConnectionCommand, EncodedMessage } from "../contracts/backplane.js";
+import { DirectoryClusterGroups } from "./cluster-groups.js";
 import { ForeignMessage } from "../fan-out/serialized-message.js";
 import { admitted, isRefusal, Refusal } from "./admission.js";
 import { SerializedRecord, TRANSPORT_TYPES, type ConnectionHandle, type ConnectionRequest, type TransportConnection, type TransportType } from "../contracts/transport.js";
@@ -75,6 +76,7 @@ const NOTHING = (): void => undefined;
 const RESOLVED = Promise.resolve();
 const PERSIST = Object.freeze({ persist: true });
 const CONNECTED = Promise.resolve(true);
+const NO_ANSWER: CommandAnswer = Object.freeze({});
 
 /** Lowest negotiate version served: version 0 would make the public id the secret token. */
 const MIN_NEGOTIATE_VERSION = 1;
@@ -172,7 +174,9 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     this.detailedErrors = options.detailedErrors;
     this.pipeline = pipeline;
     this.#container = container;
-    this.#clientResults = new ClientResults(options.protocols, options.logger, options.clientResultTimeout);
+    const backplane = (this.#backplane = options.backplane);
+    const remote = backplane === undefined ? undefined : (command: ConnectionCommand): Promise<CommandAnswer> => backplane.command(descriptor.path, command);
+    this.#clientResults = new ClientResults(options.protocols, options.logger, options.clientResultTimeout, options, remote);
     const observer = (this.#observer = options.observer);
     let onSent: ((deliveries: readonly number[]) => void) | undefined;
     if (observer?.messageSent !== undefined) {
@@ -185,7 +189,6 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
         }
       };
     }
-    const backplane = (this.#backplane = options.backplane);
     // With a backplane this server subscribes to what it has local connections in (and to "all").
     const interest =
       backplane === undefined
@@ -195,9 +198,13 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
             else backplane.unsubscribe(descriptor.path, scope, key);
           };
     backplane?.subscribe(descriptor.path, "all", "");
-    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, onSent, options.maxGroupsPerConnection, interest);
+    // With a directory every local join and leave is recorded for the cluster-wide queries.
+    const directory = options.directory;
+    const membership = directory === undefined ? undefined : (group: string, connectionId: string, joined: boolean): void => directory.track(descriptor.path, group, connectionId, joined);
+    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, { onSent, maxGroupsPerConnection: options.maxGroupsPerConnection, interest, membership });
     this.#rejoin = new GroupRejoin(this);
-    this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin, backplane === undefined ? undefined : (command) => backplane.groupCommand(descriptor.path, command));
+    const cluster = directory === undefined ? undefined : new DirectoryClusterGroups(descriptor.path, directory);
+    this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin, remote, cluster);
     this.context = { clients: new DefaultHubClients(this), groups: this.groupManager };
     this.store = new ConnectionStore(options.unusedTokenTimeout);
     options.protocols.forEach((protocol, index) => this.#protocolIndex.set(protocol.name, index));
@@ -541,13 +548,29 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     return this.#backplane!.publish(this.descriptor.path, target, encoded);
   }
 
-  /** A group command from another server: applied when the connection is here (true), else false. */
-  async applyGroupCommand(command: GroupCommand): Promise<boolean> {
-    if (!this.lifetimeManager.connections.has(command.connectionId)) return false;
-    const options = command.persist === true ? PERSIST : undefined;
-    if (command.op === "add") await this.groupManager.add(command.connectionId, command.group, options);
-    else await this.groupManager.remove(command.connectionId, command.group, options);
-    return true;
+  /** A command from another server for one of this server's connections; `undefined` when it is not here. */
+  async applyCommand(command: ConnectionCommand): Promise<CommandAnswer | undefined> {
+    const connection = this.lifetimeManager.connections.get(command.connectionId);
+    if (connection === undefined) return undefined;
+    switch (command.op) {
+      case "add":
+      case "remove": {
+        const options = command.persist === true ? PERSIST : undefined;
+        if (command.op === "add") await this.groupManager.add(command.connectionId, command.group, options);
+        else await this.groupManager.remove(command.connectionId, command.group, options);
+        return NO_ANSWER;
+      }
+      case "invoke":
+        return this.#clientResults.answerRemote(connection, command);
+      case "cancel":
+        connection.streams.forgetResult(command.invocationId);
+        return NO_ANSWER;
+    }
+  }
+
+  /** Every group membership of this hub's connections, for a directory rewriting them. */
+  *memberships(): IterableIterator<readonly [group: string, connectionId: string]> {
+    for (const connection of this.lifetimeManager.connections.values()) for (const group of connection.groups) yield [group, connection.connectionId];
   }
 
   /** A send published by another server: delivered to this server's recipients, as encoded there. */
@@ -565,9 +588,20 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     return this.#clientResults.invoke(this.lifetimeManager.connections.get(connectionId), connectionId, message, options);
   }
 
-  /** Client results from every member of `group`. */
-  invokeGroup(group: string, message: InvocationMessage, options: InvokeOptions): Promise<Map<string, ClientAnswer>> {
-    return this.#clientResults.invokeAll(this.lifetimeManager.groups.membersOf(group) ?? [], message, options);
+  /** Client results from every member of `group` (on every server, with a directory). */
+  async invokeGroup(group: string, message: InvocationMessage, options: InvokeOptions): Promise<Map<string, ClientAnswer>> {
+    const local = this.lifetimeManager.groups.membersOf(group) ?? [];
+    const remote: string[] = [];
+    if (this.options.directory !== undefined) {
+      // Members of other servers, listed a page at a time; the message is still encoded once.
+      let cursor: string | undefined;
+      do {
+        const page = await this.groupManager.cluster.members(group, { cursor, limit: 1000 });
+        for (const id of page.items) if (!this.lifetimeManager.connections.has(id)) remote.push(id);
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+    }
+    return this.#clientResults.invokeAll(local, message, options, remote);
   }
 
   /** Which of `claimed` groups a new connection may rejoin (the modules decide); called by {@link GroupRejoin} at connect. */

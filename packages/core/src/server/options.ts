@@ -1,5 +1,5 @@
 import type { DependencyContainer } from "tsyringe";
-import type { Backplane } from "../contracts/backplane.js";
+import type { Backplane, GroupDirectory } from "../contracts/backplane.js";
 import { OptionsError } from "../contracts/errors.js";
 import type { HubProtocol } from "../contracts/hub-protocol.js";
 import { consoleLogger, type Logger } from "../contracts/logger.js";
@@ -150,6 +150,8 @@ export interface ServerOptions {
 export interface ResolvedOptions extends Required<Omit<ServerOptions, "hubs" | "container" | "authenticate" | "policies" | "observer" | "rejoin" | "backplane">> {
   readonly observer: ServerObserver | undefined;
   readonly backplane: Backplane | undefined;
+  /** The backplane, when it also keeps a cluster-wide {@link GroupDirectory}. */
+  readonly directory: GroupDirectory | undefined;
   /** Present when the `rejoin` option is. */
   readonly rejoin: RejoinTokens | undefined;
   readonly authenticate: ServerOptions["authenticate"];
@@ -223,10 +225,17 @@ function checkLogger(logger: Logger): Logger {
 
 function checkBackplane(backplane: Backplane | undefined): Backplane | undefined {
   if (backplane === undefined) return undefined;
-  for (const member of ["start", "publish", "groupCommand", "subscribe", "unsubscribe", "close"] as const) {
+  for (const member of ["start", "publish", "command", "subscribe", "unsubscribe", "close"] as const) {
     if (typeof backplane?.[member] !== "function") throw new OptionsError(`Option 'backplane' needs a '${member}' function (see the Backplane contract).`);
   }
   return backplane;
+}
+
+/** The backplane as a {@link GroupDirectory}, when it implements one. */
+function directoryOf(backplane: Backplane | undefined): GroupDirectory | undefined {
+  const candidate = backplane as Partial<GroupDirectory> | undefined;
+  const members = ["track", "count", "has", "groupsOf", "members", "groups"] as const;
+  return candidate !== undefined && members.every((member) => typeof candidate[member] === "function") ? (candidate as GroupDirectory) : undefined;
 }
 
 /** Every key of {@link ServerOptions}, to warn about misspelt ones. */
@@ -342,6 +351,7 @@ export function resolveOptions(options: ServerOptions): ResolvedOptions {
     modules: options.modules ?? [],
     observer: options.observer,
     backplane: checkBackplane(options.backplane),
+    directory: directoryOf(options.backplane),
     logger: checkLogger(options.logger ?? consoleLogger()),
     rejoin: options.rejoin === undefined ? undefined : new RejoinTokens(options.rejoin),
     membershipStore: checkStore(options.membershipStore ?? new MemoryMembershipStore()),

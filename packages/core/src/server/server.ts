@@ -94,7 +94,8 @@ export class SwitchboardServer {
         ? Promise.resolve()
         : backplane.start({
             deliver: (hub, target, message) => this.#endpoints.get(routeKey(hub))?.deliverForeign(target, message),
-            groupCommand: (hub, command) => this.#endpoints.get(routeKey(hub))?.applyGroupCommand(command) ?? Promise.resolve(false),
+            command: (hub, command) => this.#endpoints.get(routeKey(hub))?.applyCommand(command) ?? Promise.resolve(undefined),
+            memberships: () => this.#memberships(),
           });
     // An unawaited failure must not crash the process: it is logged, and `ready` still rejects for callers.
     this.ready.catch((error: unknown) => this.options.logger.error({ err: error }, "The backplane could not start; this server serves only its own connections."));
@@ -255,6 +256,13 @@ export class SwitchboardServer {
     const finished = await Promise.race([drained, expired]);
     clearTimeout(timer);
     if (!finished) this.options.logger.warn({ shutdownTimeout: this.options.shutdownTimeout }, "Some onDisconnected handlers were still running when the server closed.");
+  }
+
+  /** Every group membership of every hub's connections, for the backplane's directory. */
+  *#memberships(): IterableIterator<readonly [hub: string, group: string, connectionId: string]> {
+    for (const endpoint of this.#endpoints.values()) {
+      for (const [group, connectionId] of endpoint.memberships()) yield [endpoint.descriptor.path, group, connectionId];
+    }
   }
 
   #tick(): void {
