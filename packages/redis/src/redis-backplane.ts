@@ -19,7 +19,10 @@ export interface RedisBackplaneOptions {
   readonly sharded?: boolean | "auto";
   /** Largest message accepted from a channel; larger ones are dropped (logged). Default 1 MiB. */
   readonly maxMessageBytes?: number;
-  /** How long `groups.add/remove` of a connection on another server waits for that server's answer. Default 5 000 ms. */
+  /**
+   * How long `groups.add/remove` of a connection on another server waits for that server's answer,
+   * and how long any one publish or directory command may wait for Redis. Default 5 000 ms.
+   */
   readonly requestTimeout?: number;
   /**
    * Lease of this server's entries in the cluster-wide group directory, in ms: renewed every
@@ -94,7 +97,8 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     const url = this.#options.url ?? "redis://127.0.0.1:6379";
     const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, ...this.#options.redis };
     // Publishing fails fast while Redis is away (no offline queue); subscriptions are ours to restore.
-    this.#pub = new Redis(url, { ...base, enableOfflineQueue: false });
+    // A stalled Redis (CLIENT PAUSE, overload) fails a publish after requestTimeout instead of holding it.
+    this.#pub = new Redis(url, { commandTimeout: this.#requestTimeout, ...base, enableOfflineQueue: false });
     this.#sub = new Redis(url, { ...base, autoResubscribe: false });
     for (const [name, client] of [["publisher", this.#pub], ["subscriber", this.#sub]] as const) {
       client.on("error", (error: Error) => this.#logger.debug({ connection: name, err: error }, "Redis connection error."));
@@ -104,25 +108,39 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     this.#pub.on("ready", () => {
       if (this.#started) directory.restored().catch((error: unknown) => this.#logger.warn({ err: error }, "Could not rewrite this server's group memberships after Redis came back; retried at the next renewal."));
     });
-    this.#sub.on("close", () => this.#transition(true));
+    this.#sub.on("close", () => this.#started && this.#transition(true));
     this.#sub.on("ready", () => {
-      if (this.#lost) this.#transition(false);
+      if (this.#started && this.#lost) this.#transition(false);
       this.#resubscribe();
     });
     this.#sub.on("messageBuffer", (channel: Buffer, data: Buffer) => this.#onMessage(channel, data));
     this.#sub.on("smessageBuffer", (channel: Buffer, data: Buffer) => this.#onMessage(channel, data));
-    await Promise.all([this.#pub.connect(), this.#sub.connect()]);
+    // Redis down at startup: the server boots and serves its own connections, cross-server calls
+    // fail with SB_ERR_BACKPLANE, and ioredis keeps retrying; start() settles once it got through.
+    const pub = this.#pub;
+    const sub = this.#sub;
+    const connected = Promise.all([pub.connect(), sub.connect()]).then(
+      () => undefined,
+      () => {
+        this.#logger.warn({}, "Backplane cannot reach Redis yet; retrying. This server serves its own connections; cross-server calls fail until then.");
+        this.#lost = true;
+        return Promise.all([whenReady(pub), whenReady(sub)]).then(() => undefined);
+      },
+    );
+    await connected;
+    if (this.#closed) return;
     const sharded = this.#options.sharded ?? "auto";
     this.#sharded = sharded === "auto" ? await this.#supportsSharded() : sharded;
+    this.#lost = false;
     this.#logger.info({ sharded: this.#sharded }, "Backplane connected to Redis.");
-    this.#resubscribe();
-    await directory.start(this.#pub);
     this.#started = true;
+    this.#resubscribe();
+    await directory.start(pub);
   }
 
   async publish(hub: string, target: SendTarget, message: EncodedMessage): Promise<void> {
     const pub = this.#pub;
-    if (pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis; the send reached this server's connections only.");
+    if (!this.#started || pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis; the send reached this server's connections only.");
     const channel = this.#channel(hub, ...publishScope(target));
     const envelope = writeEnvelope(this.#node, hub, target, message);
     try {
@@ -135,7 +153,7 @@ export class RedisBackplane implements Backplane, GroupDirectory {
 
   async command(hub: string, command: ConnectionCommand): Promise<CommandAnswer> {
     const pub = this.#pub;
-    if (pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis: a connection of another server cannot be reached now.");
+    if (!this.#started || pub === undefined || pub.status !== "ready") throw new BackplaneError("The backplane is not connected to Redis: a connection of another server cannot be reached now.");
     if (this.#pending.size >= MAX_PENDING_COMMANDS) throw new BackplaneError("Too many requests to other servers' connections are waiting for an answer.");
     const id = ++this.#lastRequest;
     // An invoke waits for the client as long as its caller does; everything else for requestTimeout.
@@ -258,14 +276,14 @@ export class RedisBackplane implements Backplane, GroupDirectory {
 
   #command(action: "subscribe" | "unsubscribe", channel: string): void {
     const sub = this.#sub;
-    if (sub === undefined || sub.status !== "ready") return; // subscribed on (re)connect
+    if (!this.#started || sub === undefined || sub.status !== "ready") return; // subscribed on (re)connect
     const run = this.#sharded ? (action === "subscribe" ? sub.ssubscribe(channel) : sub.sunsubscribe(channel)) : action === "subscribe" ? sub.subscribe(channel) : sub.unsubscribe(channel);
     this.#lastChange = run.catch((error: unknown) => this.#logger.warn({ action, err: error }, "A backplane subscription change failed; it is retried when the connection to Redis is restored."));
   }
 
   #resubscribe(): void {
     const sub = this.#sub;
-    if (sub === undefined || sub.status !== "ready" || this.#receiver === undefined || this.#channels.size === 0) return;
+    if (!this.#started || sub === undefined || sub.status !== "ready" || this.#receiver === undefined || this.#channels.size === 0) return;
     const channels = [...this.#channels];
     const run = this.#sharded ? sub.ssubscribe(...channels) : sub.subscribe(...channels);
     this.#lastChange = run.catch((error: unknown) => this.#logger.warn({ err: error }, "Restoring the backplane's subscriptions failed."));
@@ -333,6 +351,11 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     if (reply.failure !== undefined) pending.reject(new BackplaneError(reply.failure));
     else pending.resolve(reply.answer ?? {});
   }
+}
+
+/** Settles when `client` is ready (ioredis keeps reconnecting by itself). */
+function whenReady(client: Redis): Promise<void> {
+  return client.status === "ready" ? Promise.resolve() : new Promise((resolve) => client.once("ready", () => resolve()));
 }
 
 /** The channel a send goes to: one publish per send, always. */

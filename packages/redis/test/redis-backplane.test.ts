@@ -241,7 +241,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     expect(inbox.b1.some((m) => m[0] === "after")).toBe(true);
   }, 60_000);
 
-  it("drops garbage and other versions on a channel with a log line, and keeps working", async () => {
+  it("T36 drops garbage and other versions on a channel with a log line, and keeps working", async () => {
     const logger = new MemoryLogger();
     const a = await node(logger);
     const b = await node();
@@ -266,6 +266,128 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     await b1.invoke("Send", { kind: "group", group: "room" }, "still fine");
     await until(() => inbox.some((m) => m[0] === "still fine"));
   });
+
+  it("T35 Redis killed mid-traffic and restarted: local delivery goes on, remote calls fail fast, every channel is resubscribed, nothing sent after is lost", async () => {
+    const logger = new MemoryLogger();
+    const a = await node(logger);
+    const b = await node();
+    const a1 = await connectClient(a.url("/hubs/farm?user=ann"), "json");
+    const b1 = await connectClient(b.url("/hubs/farm?user=ben"), "messagepack");
+    const inbox = { a1: record(a1, "m"), b1: record(b1, "m") };
+    for (const client of [a1, b1]) await client.invoke("Join", "traffic");
+    await subscribed();
+    const context = a.server.hubContext(FarmHub);
+    // About 200 messages a second from server a, alternating group and all.
+    let sent = 0;
+    const failures: string[] = [];
+    let phase = "before";
+    const sentIn: Record<string, string[]> = { before: [], down: [], after: [] };
+    const traffic = setInterval(() => {
+      const text = `${phase}-${sent++}`;
+      sentIn[phase]!.push(text);
+      const proxy = sent % 2 === 0 ? context.clients.group("traffic") : context.clients.all;
+      proxy.send("m", text).catch((error: { code?: string }) => failures.push(`${phase}:${error.code}`));
+    }, 5);
+    try {
+      await settle(300);
+      phase = "down";
+      await redis.stop();
+      await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane lost its connection")));
+      const started = Date.now();
+      await expect(context.groups.add(b1.connectionId!, "remote")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
+      expect(Date.now() - started).toBeLessThan(1_000);
+      await settle(5_000);
+      await redis.resume();
+      await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane reconnected")), 15_000);
+      // Both servers are back once a probe crosses; from then on nothing may be lost.
+      const deadline = Date.now() + 15_000;
+      for (let probe = 0; !inbox.b1.some((m) => String(m[0]).startsWith("probe")) && Date.now() < deadline; probe++) {
+        await subscribed();
+        await context.clients.group("traffic").send("m", `probe-${probe}`).catch(() => undefined);
+        await settle(100);
+      }
+      phase = "after";
+      await settle(500);
+    } finally {
+      clearInterval(traffic);
+    }
+    await settle(300);
+    const got = (inbox: unknown[][]) => new Set(inbox.map((m) => String(m[0])));
+    const a1Got = got(inbox.a1);
+    const b1Got = got(inbox.b1);
+    // Local delivery never stopped; the remote server got everything before and after, none twice.
+    for (const text of [...sentIn.before!, ...sentIn.down!, ...sentIn.after!]) expect(a1Got.has(text), text).toBe(true);
+    for (const text of [...sentIn.before!, ...sentIn.after!]) expect(b1Got.has(text), text).toBe(true);
+    expect(sentIn.after!.length).toBeGreaterThan(20);
+    expect(inbox.b1.length).toBe(b1Got.size);
+    expect(failures.some((failure) => failure === "down:SB_ERR_BACKPLANE")).toBe(true);
+    expect(failures.filter((failure) => !failure.startsWith("down:"))).toEqual([]);
+    // Every channel of both servers is subscribed again (all, group, user, connection, replies).
+    const raw = new Redis(redis.url);
+    try {
+      const sharded = (await raw.info("server")).includes("redis_version:7");
+      const live = new Set((await raw.call("PUBSUB", sharded ? "SHARDCHANNELS" : "CHANNELS")) as string[]);
+      for (const backplane of backplanes) for (const channel of backplane.channels) expect(live.has(channel), channel).toBe(true);
+      expect([...live].some((channel) => channel.endsWith(`:connection:${b1.connectionId}`))).toBe(true);
+      expect([...live].some((channel) => channel.endsWith(":user:ben"))).toBe(true);
+      expect([...live].some((channel) => channel.endsWith(":group:traffic"))).toBe(true);
+    } finally {
+      raw.disconnect();
+    }
+  }, 60_000);
+
+  it("T36 boots with Redis down, serves its own connections, and joins the farm when Redis comes up", async () => {
+    await redis.stop();
+    const logger = new MemoryLogger();
+    const backplane = new RedisBackplane({ url: redis.url, logger, requestTimeout: 500 });
+    backplanes.push(backplane);
+    const a = await startServer([FarmHub], { backplane, logger });
+    let ready = false;
+    void a.server.ready.then(() => (ready = true));
+    await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane cannot reach Redis yet")));
+    const a1 = await connectClient(a.url("/hubs/farm"));
+    const inbox = record(a1, "m");
+    await a1.invoke("Join", "early");
+    await expect(a.server.hubContext(FarmHub).clients.group("early").send("m", "local only")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
+    await until(() => inbox.some((m) => m[0] === "local only"));
+    expect(ready).toBe(false);
+    await redis.resume();
+    await a.server.ready;
+    const b = await node();
+    const b1 = await connectClient(b.url("/hubs/farm"));
+    await b1.invoke("Join", "early");
+    await subscribed();
+    await b1.invoke("Send", { kind: "group", group: "early" }, "across");
+    await until(() => inbox.some((m) => m[0] === "across"));
+    // Its group joined before Redis was reachable is in the cluster directory too.
+    expect(await b.server.hubContext(FarmHub).groups.cluster.has("early", a1.connectionId!)).toBe(true);
+  }, 30_000);
+
+  it("T36 a paused Redis (CLIENT PAUSE) fails publishes after requestTimeout without blocking the event loop", async () => {
+    const a = await node();
+    await node();
+    const a1 = await connectClient(a.url("/hubs/farm"));
+    const inbox = record(a1, "m");
+    await a1.invoke("Join", "paused");
+    await subscribed();
+    const raw = new Redis(redis.url);
+    try {
+      await raw.call("CLIENT", "PAUSE", "2000", "ALL");
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 20);
+      const started = Date.now();
+      const outcome = await a.server.hubContext(FarmHub).clients.group("paused").send("m", "stalled").then(() => "sent", (error: { code?: string }) => error.code);
+      const waited = Date.now() - started;
+      clearInterval(ticker);
+      expect(outcome).toBe("SB_ERR_BACKPLANE");
+      expect(waited).toBeLessThan(1_900); // requestTimeout is 500 ms; the pause lasts 2 s
+      expect(ticks).toBeGreaterThan(5); // the event loop kept running meanwhile
+      expect(inbox.some((m) => m[0] === "stalled")).toBe(true); // local delivery did not wait
+    } finally {
+      await raw.call("CLIENT", "UNPAUSE").catch(() => undefined);
+      raw.disconnect();
+    }
+  }, 30_000);
 
   it("restores persisted groups on another server from a shared Redis membership store", async () => {
     const store = new RedisMembershipStore({ url: redis.url, prefix: `t${Date.now()}` });
