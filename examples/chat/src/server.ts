@@ -26,8 +26,15 @@ const backplane = redisUrl === undefined ? undefined : new RedisBackplane({ url:
 
 let app: ChatApp;
 try {
-  app = await startChatApp(port, host, backplane === undefined ? { membershipStore } : { membershipStore, backplane });
-  await app.switchboard.ready.catch(() => fail(`REDIS_URL is set but Redis at ${redisUrl} cannot be reached: start it, or unset REDIS_URL for a single process.`));
+  // With Redis, used anonymous rejoin tokens are remembered by every demo process, not each alone.
+  const rejoin = redisStore === undefined ? {} : { rejoin: { keys: [rejoinKey().key], usedTokens: redisStore } };
+  app = await startChatApp(port, host, backplane === undefined ? { membershipStore } : { membershipStore, backplane, ...rejoin });
+  if (backplane !== undefined) {
+    // The backplane would keep retrying; the demo says what is wrong instead of waiting silently.
+    const unreachable = () => fail(`REDIS_URL is set but Redis at ${redisUrl} cannot be reached: start it, or unset REDIS_URL for a single process.`);
+    const timer = setTimeout(unreachable, 5_000);
+    await app.switchboard.ready.then(() => clearTimeout(timer), unreachable);
+  }
 } catch (error) {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EADDRINUSE") fail(`port ${port} on ${host} is already in use: stop what is using it, or pick another port (PORT=${port === 65535 ? 5001 : port + 1} npm start).`);

@@ -62,6 +62,8 @@ describe("core layout", () => {
     ["contracts/hub-lifetime-manager.ts", "HubLifetimeManager"],
     ["contracts/backplane.ts", "Backplane"],
     ["contracts/membership-store.ts", "MembershipStore"],
+    ["contracts/backplane.ts", "GroupDirectory"],
+    ["contracts/used-token-store.ts", "UsedTokenStore"],
     ["pipeline/hub-module.ts", "HubModule"],
     ["pipeline/hub-module.ts", "RejoinModule"],
   ])("%s: %s has six members or fewer", (file, name) => {

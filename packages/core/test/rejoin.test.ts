@@ -222,6 +222,32 @@ describe.each(protocols)("refused rejoin tokens over %s", (protocol) => {
     expect(logger.entries.some((entry) => entry.level === "warn" && (entry.fields as { reason?: string }).reason === "replayed")).toBe(true);
   });
 
+  it("with rejoin.usedTokens, an anonymous token used on one server restores nothing on another", async () => {
+    const used = new Set<string>();
+    const usedTokens = { claim: async (hub: string, id: string) => !used.has(`${hub}/${id}`) && used.add(`${hub}/${id}`) !== undefined };
+    const a = await serve(0, { rejoin: { keys: [KEY], usedTokens } });
+    const b = await serve(0, { rejoin: { keys: [KEY], usedTokens } });
+    const token = tokens.issue("RoomHub", { connectionId: "shared-once" }, ["a"])!;
+    const first = await connectClient(withToken(a.url("/rooms"), token), protocol);
+    expect(await first.invoke("MyGroups")).toEqual(["a"]);
+    const elsewhere = await connectClient(withToken(b.url("/rooms"), token), protocol);
+    expect(await elsewhere.invoke("MyGroups")).toEqual([]);
+    expect(b.logger.entries.some((entry) => entry.level === "warn" && (entry.fields as { reason?: string }).reason === "replayed")).toBe(true);
+  });
+
+  it("with rejoin.usedTokens failing or silent, an anonymous token is refused (fail closed) and the connection works", async () => {
+    for (const usedTokens of [{ claim: () => Promise.reject(new Error("store down")) }, { claim: () => new Promise<boolean>(() => undefined) }]) {
+      const { url, logger } = await serve(0, { rejoin: { keys: [KEY], usedTokens }, membershipTimeout: 200 });
+      const token = tokens.issue("RoomHub", { connectionId: `fail-closed-${Math.random()}` }, ["a"])!;
+      const connection = await connectClient(withToken(url("/rooms"), token), protocol);
+      expect(await connection.invoke("MyGroups")).toEqual([]);
+      await connection.invoke("Join", "works");
+      expect(await connection.invoke("MyGroups")).toEqual(["works"]);
+      expect(logger.entries.some((entry) => entry.level === "warn" && (entry.fields as { reason?: string }).reason === "replay check failed")).toBe(true);
+      expect(logger.text()).not.toContain(token);
+    }
+  });
+
   it("a user's token restores that user's groups (the control for the cases above)", async () => {
     const { url } = await serve(0, authOptions);
     const token = tokens.issue("RoomHub", { user: "alice" }, ["a"])!;

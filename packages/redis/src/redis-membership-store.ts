@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from "ioredis";
-import { OptionsError, type MembershipStore } from "@switchboard/core";
+import { OptionsError, type MembershipStore, type UsedTokenStore } from "@switchboard/core";
 
 /** Options of a {@link RedisMembershipStore}. */
 export interface RedisMembershipStoreOptions {
@@ -17,8 +17,12 @@ export interface RedisMembershipStoreOptions {
  * Persisted group membership in Redis: one set per hub and user (`{prefix}:m:{hub}:{user}`) holding
  * the user's group names. Names and ids are stored exactly as given (Redis keys and members are
  * binary-safe; nothing is interpolated into a command). Every server of a farm may share it.
+ *
+ * It is also the farm's memory of used single-use rejoin tokens (`rejoin: { keys, usedTokens:
+ * store }`): one key per used token (`{prefix}:used:{hub length}:{hub}:{id}`), set only if absent
+ * and expiring with the token, so a token accepted by one server is refused by all.
  */
-export class RedisMembershipStore implements MembershipStore {
+export class RedisMembershipStore implements MembershipStore, UsedTokenStore {
   readonly #redis: Redis;
   readonly #owned: boolean;
   readonly #prefix: string;
@@ -48,6 +52,12 @@ export class RedisMembershipStore implements MembershipStore {
 
   async groupsOf(hub: string, user: string): Promise<readonly string[]> {
     return this.#redis.smembers(this.#key(hub, user));
+  }
+
+  async claim(hub: string, id: string, expiresAt: number): Promise<boolean> {
+    // SET NX is atomic: of two servers claiming at once, exactly one gets "OK". Kept until the token expires.
+    const seconds = Math.max(Math.floor(expiresAt), Math.floor(Date.now() / 1000) + 1);
+    return (await this.#redis.set(`${this.#prefix}:used:${hub.length}:${hub}:${id}`, "1", "EXAT", seconds, "NX")) === "OK";
   }
 
   /** Closes the connection this store opened (not a `client` it was given). */

@@ -406,6 +406,28 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     }
   });
 
+  it("is the farm's memory of used rejoin tokens: one claim wins, even at once, and it expires with the token", async () => {
+    const prefix = `r${Date.now()}`;
+    const store = new RedisMembershipStore({ url: redis.url, prefix });
+    try {
+      const expiresAt = Math.floor(Date.now() / 1000) + 2;
+      const claims = await Promise.all(Array.from({ length: 10 }, () => store.claim("/hubs/farm", "conn-1", expiresAt)));
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await store.claim("/hubs/farm", "conn-1", expiresAt)).toBe(false);
+      expect(await store.claim("/hubs/other", "conn-1", expiresAt)).toBe(true); // per hub
+      const raw = new Redis(redis.url);
+      try {
+        const keys = await raw.keys(`${prefix}:used:*`);
+        expect(keys.length).toBe(2);
+        for (const key of keys) expect(await raw.ttl(key)).toBeGreaterThan(0);
+      } finally {
+        raw.disconnect();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it("stores awkward group names and user ids exactly", async () => {
     const store = new RedisMembershipStore({ url: redis.url, prefix: `u${Date.now()}` });
     try {

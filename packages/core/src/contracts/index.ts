@@ -15,6 +15,7 @@ export * from "./send-target.js";
 export * from "./hub-lifetime-manager.js";
 export * from "./backplane.js";
 export * from "./membership-store.js";
+export * from "./used-token-store.js";
 export * from "./errors.js";
 export * from "./logger.js";
 export * from "./server-observer.js";

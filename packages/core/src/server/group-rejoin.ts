@@ -1,7 +1,8 @@
 import { MessageType, type InvocationMessage } from "../contracts/hub-messages.js";
 import type { MembershipStore } from "../contracts/membership-store.js";
 import type { HubConnection } from "../connections/hub-connection.js";
-import { REJOINED_METHOD, REJOIN_QUERY, REJOIN_TOKEN_METHOD, REJOIN_TOKEN_QUERY, type RejoinTokens } from "./rejoin-token.js";
+import { REJOINED_METHOD, REJOIN_QUERY, REJOIN_TOKEN_METHOD, REJOIN_TOKEN_QUERY, type RejoinRefusal, type RejoinTokens } from "./rejoin-token.js";
+import type { UsedTokenStore } from "../contracts/used-token-store.js";
 import type { HubEndpoint } from "./hub-endpoint.js";
 
 /**
@@ -63,7 +64,7 @@ export class GroupRejoin {
 
   async #restore(connection: HubConnection, optedIn: boolean, token: string | undefined, user: string | null): Promise<void> {
     const claimed = new Set<string>();
-    if (token !== undefined && token.length > 0) this.#claimFromToken(connection, token, user, claimed);
+    if (token !== undefined && token.length > 0) await this.#claimFromToken(connection, token, user, claimed);
     if (user !== null) await this.#claimFromStore(connection, user, claimed);
     const restored: string[] = [];
     if (claimed.size > 0 && connection.connected) {
@@ -82,21 +83,41 @@ export class GroupRejoin {
     if (restored.length > 0) this.changed(connection.connectionId);
   }
 
-  #claimFromToken(connection: HubConnection, token: string, user: string | null, claimed: Set<string>): void {
+  async #claimFromToken(connection: HubConnection, token: string, user: string | null, claimed: Set<string>): Promise<void> {
     const hub = this.#endpoint.descriptor.name;
     const fields = { hub, connectionId: connection.connectionId };
-    if (this.#tokens === undefined) {
+    const tokens = this.#tokens;
+    if (tokens === undefined) {
       this.#endpoint.logger.warn(fields, "A rejoin token was presented but the server has no 'rejoin' option; ignored.");
       return;
     }
-    const claim = this.#tokens.verify(token);
-    const refusal = typeof claim === "string" ? claim : this.#tokens.accept(claim, hub, user);
+    const claim = tokens.verify(token);
+    let refusal = typeof claim === "string" ? claim : tokens.accept(claim, hub, user);
+    if (refusal === undefined && typeof claim !== "string" && "connectionId" in claim.principal && tokens.usedTokens !== undefined) {
+      refusal = await this.#claimShared(tokens.usedTokens, hub, claim.principal.connectionId, claim.expiresAt);
+    }
     if (refusal !== undefined) {
       // The reason only: the token itself is a credential and never logged.
       this.#endpoint.logger.warn({ ...fields, reason: refusal }, "A rejoin token was refused; the connection starts without its groups.");
       return;
     }
     if (typeof claim !== "string") for (const group of claim.groups) claimed.add(group);
+  }
+
+  /** Marks a single-use token used in the farm's shared memory; refuses it when used already or when the memory cannot answer (fail closed). */
+  async #claimShared(store: UsedTokenStore, hub: string, id: string, expiresAt: number): Promise<RejoinRefusal | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`rejoin.usedTokens.claim did not answer within ${this.#timeout} ms.`)), this.#timeout);
+      });
+      return (await Promise.race([store.claim(hub, id, expiresAt), expired])) === true ? undefined : "replayed";
+    } catch (error) {
+      this.#endpoint.logger.error({ hub, err: error }, "The shared memory of used rejoin tokens did not answer; the token is refused.");
+      return "replay check failed";
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #claimFromStore(connection: HubConnection, user: string, claimed: Set<string>): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { RejoinKeyError } from "../contracts/errors.js";
+import { OptionsError, RejoinKeyError } from "../contracts/errors.js";
+import type { UsedTokenStore } from "../contracts/used-token-store.js";
 
 /** Query parameter a client sets (to `1`) on its connect request to receive rejoin messages. */
 export const REJOIN_QUERY = "sb_rejoin";
@@ -31,6 +32,11 @@ export interface RejoinOptions {
   readonly maxTokenLength?: number;
   /** Anonymous tokens remembered as used until they expire; past it, anonymous tokens are refused. Default 100 000. */
   readonly maxUsedTokens?: number;
+  /**
+   * Where every server of a farm records used anonymous tokens (e.g. `RedisUsedTokens`), so one
+   * accepted anywhere is refused everywhere, also after a restart. Default: this process only.
+   */
+  readonly usedTokens?: UsedTokenStore;
 }
 
 export const REJOIN_DEFAULTS = { ttl: 3_600_000, maxGroups: 100, maxTokenLength: 8192, maxUsedTokens: 100_000 } as const;
@@ -49,7 +55,7 @@ export interface RejoinClaim {
 }
 
 /** Why a token was refused (logged; never the token itself). */
-export type RejoinRefusal = "malformed" | "too large" | "bad signature" | "expired" | "other hub" | "other user" | "replayed" | "replay memory full";
+export type RejoinRefusal = "malformed" | "too large" | "bad signature" | "expired" | "other hub" | "other user" | "replayed" | "replay memory full" | "replay check failed";
 
 function keyBytes(key: unknown, index: number): Buffer {
   const bytes = typeof key === "string" ? Buffer.from(key, "utf8") : key instanceof Uint8Array ? Buffer.from(key) : undefined;
@@ -80,6 +86,8 @@ export class RejoinTokens {
   readonly #maxUsed: number;
   /** Anonymous tokens used, by the connection id they were issued on → expiry (seconds). */
   readonly #used = new Map<string, number>();
+  /** The farm's shared memory of used tokens, when there is one. */
+  readonly usedTokens: UsedTokenStore | undefined;
 
   constructor(options: RejoinOptions) {
     if (options === null || typeof options !== "object" || !Array.isArray(options.keys) || options.keys.length === 0) {
@@ -90,6 +98,10 @@ export class RejoinTokens {
     this.maxGroups = positiveInteger("maxGroups", options.maxGroups ?? REJOIN_DEFAULTS.maxGroups);
     this.maxTokenLength = positiveInteger("maxTokenLength", options.maxTokenLength ?? REJOIN_DEFAULTS.maxTokenLength);
     this.#maxUsed = positiveInteger("maxUsedTokens", options.maxUsedTokens ?? REJOIN_DEFAULTS.maxUsedTokens);
+    if (options.usedTokens !== undefined && typeof options.usedTokens?.claim !== "function") {
+      throw new OptionsError("Option 'rejoin.usedTokens' needs a 'claim(hub, id, expiresAt)' function (see the UsedTokenStore contract).");
+    }
+    this.usedTokens = options.usedTokens;
   }
 
   #sign(body: string, key: Buffer): string {
