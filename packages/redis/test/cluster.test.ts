@@ -64,6 +64,31 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("cluster-wide groups and
 
   const sorted = (items: readonly string[]) => [...items].sort();
 
+  /** A server in a process of its own (test/fixtures/farm-node.mjs), which the test can kill or stall. */
+  async function childServer(lease: number): Promise<{ child: ChildProcess; url: string }> {
+    const child = spawn(process.execPath, [FIXTURE, redis.url, String(lease)], { stdio: ["ignore", "pipe", "inherit"] });
+    children.push(child);
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.on("data", (chunk: Buffer) => {
+        const match = /listening (\d+)/.exec(chunk.toString());
+        if (match !== null) resolve(Number(match[1]));
+      });
+      child.once("exit", (code) => reject(new Error(`the server process exited (${code})`)));
+    });
+    return { child, url: `http://127.0.0.1:${port}/hubs/cluster` };
+  }
+
+  /** Polls `read` until it returns `expected` (the directory is eventually consistent across servers). */
+  async function eventually<T>(read: () => Promise<T>, expected: T, timeout = 5_000): Promise<T> {
+    const deadline = Date.now() + timeout;
+    let value = await read();
+    while (JSON.stringify(value) !== JSON.stringify(expected) && Date.now() < deadline) {
+      await settle(25);
+      value = await read();
+    }
+    return value;
+  }
+
   it("answers count, has, groupsOf, members (paged) and list for every server's connections, from any server", async () => {
     const { servers, clients, ids } = await threeServers();
     for (const client of clients) await client.invoke("Join", "everyone");
@@ -118,16 +143,8 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("cluster-wide groups and
   it("forgets the members of a server killed without warning within its lease, and says so in the log", async () => {
     const logger = new MemoryLogger();
     const a = await node({ lease: 600, logger });
-    const child = spawn(process.execPath, [FIXTURE, redis.url, "600"], { stdio: ["ignore", "pipe", "inherit"] });
-    children.push(child);
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout!.on("data", (chunk: Buffer) => {
-        const match = /listening (\d+)/.exec(chunk.toString());
-        if (match !== null) resolve(Number(match[1]));
-      });
-      child.once("exit", (code) => reject(new Error(`the server process exited (${code})`)));
-    });
-    const doomed = await connectClient(`http://127.0.0.1:${port}/hubs/cluster`);
+    const { child, url } = await childServer(600);
+    const doomed = await connectClient(url);
     const local = await connectClient(a.url("/hubs/cluster"));
     await doomed.invoke("Join", "k");
     await local.invoke("Join", "k");
@@ -150,6 +167,39 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("cluster-wide groups and
     expect(await cluster.groupsOf(doomedId)).toEqual([]);
     expect(logger.entries.some((entry) => entry.message.startsWith("Removed the group memberships of a server whose lease ran out"))).toBe(true);
     await doomed.stop();
+  }, 20_000);
+
+  it("a stalled server does not slow the others; swept past its lease, it writes its members back when it wakes", async () => {
+    const logger = new MemoryLogger();
+    const a = await node({ lease: 600, logger });
+    const b = await node({ lease: 600 });
+    const { url } = await childServer(600);
+    const sleepy = await connectClient(url);
+    const a1 = await connectClient(a.url("/hubs/cluster"));
+    const b1 = await connectClient(b.url("/hubs/cluster"), "messagepack");
+    const received: Record<string, number> = {};
+    for (const [name, client] of [["sleepy", sleepy], ["a1", a1], ["b1", b1]] as const) {
+      client.on("m", () => (received[name] = Date.now()));
+      await client.invoke("Join", "nap");
+    }
+    const sleepyId = sleepy.connectionId!;
+    const cluster = a.context.groups.cluster;
+    expect(await eventually(() => cluster.count("nap"), 3)).toBe(3);
+    await Promise.all([a.backplane.subscribed(), b.backplane.subscribed()]);
+    const stall = sleepy.invoke("Stall", 2_000); // the child's event loop stops for 2 s
+    await settle(100);
+    const sent = Date.now();
+    await a.context.clients.group("nap").send("m", "while one sleeps");
+    await until(() => received.a1 !== undefined && received.b1 !== undefined, 1_000, "the awake servers' members");
+    expect(received.b1! - sent).toBeLessThan(1_000); // not held back by the stalled server
+    expect(received.sleepy).toBeUndefined();
+    // Past its lease, the awake servers sweep its members …
+    expect(await eventually(() => cluster.has("nap", sleepyId), false, 1_800)).toBe(false);
+    await stall;
+    // … it gets the message once awake, and on its next renewal finds it was swept and writes them back.
+    await until(() => received.sleepy !== undefined, 3_000, "the stalled server's member");
+    expect(await eventually(() => cluster.has("nap", sleepyId), true, 3_000)).toBe(true);
+    expect(await cluster.count("nap")).toBe(3);
   }, 20_000);
 
   it("rewrites its memberships when Redis comes back, and fails queries clearly while it is away", async () => {

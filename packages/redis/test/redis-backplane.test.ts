@@ -106,26 +106,37 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     return { a, b, a1, b1, b2, inbox };
   }
 
-  it("delivers every address form across two servers, exactly once", async () => {
-    const { a1, b1, b2, inbox } = await farm();
-    for (const client of [a1, b1, b2]) await client.invoke("Join", "room");
+  it.each([2, 3])("delivers every address form across %i servers, JSON and MessagePack mixed, exactly once", async (servers) => {
+    const { a1, b1, b2, inbox: twoServers } = await farm();
+    // The third server's client (MessagePack, user carl) is in "room" only.
+    const inbox: Record<string, unknown[][]> = { ...twoServers };
+    const clients = [a1, b1, b2];
+    if (servers === 3) {
+      const c = await node();
+      const c1 = await connectClient(c.url("/hubs/farm?user=carl"), "messagepack");
+      inbox.c1 = record(c1, "m");
+      await c1.invoke("Join", "room");
+    }
+    for (const client of clients) await client.invoke("Join", "room");
     await b1.invoke("Join", "side");
     await a1.invoke("Join", "side");
     await subscribed();
-    const texts = (): Record<string, string[]> => ({ a1: inbox.a1.map((m) => m[0] as string), b1: inbox.b1.map((m) => m[0] as string), b2: inbox.b2.map((m) => m[0] as string) });
+    const names = Object.keys(inbox);
+    const texts = (): Record<string, string[]> => Object.fromEntries(names.map((name) => [name, inbox[name]!.map((m) => m[0] as string)]));
+    const c1 = servers === 3 ? ["c1"] : [];
     const cases: [string, SendTarget | "caller" | "others" | "othersInGroup", string[]][] = [
-      ["othersInGroup", "othersInGroup", ["b1", "b2"]],
-      ["all", { kind: "all" }, ["a1", "b1", "b2"]],
-      ["allExcept", { kind: "all", excluded: [b1.connectionId!] }, ["a1", "b2"]],
+      ["othersInGroup", "othersInGroup", ["b1", "b2", ...c1]],
+      ["all", { kind: "all" }, ["a1", "b1", "b2", ...c1]],
+      ["allExcept", { kind: "all", excluded: [b1.connectionId!] }, ["a1", "b2", ...c1]],
       ["client", { kind: "connection", connectionId: b2.connectionId! }, ["b2"]],
       ["clients", { kind: "connections", connectionIds: [a1.connectionId!, b1.connectionId!, b1.connectionId!] }, ["a1", "b1"]],
-      ["group", { kind: "group", group: "room" }, ["a1", "b1", "b2"]],
-      ["groups", { kind: "groups", groups: ["room", "side"] }, ["a1", "b1", "b2"]],
-      ["groupExcept", { kind: "group", group: "room", excluded: [a1.connectionId!] }, ["b1", "b2"]],
+      ["group", { kind: "group", group: "room" }, ["a1", "b1", "b2", ...c1]],
+      ["groups", { kind: "groups", groups: ["room", "side"] }, ["a1", "b1", "b2", ...c1]],
+      ["groupExcept", { kind: "group", group: "room", excluded: [a1.connectionId!] }, ["b1", "b2", ...c1]],
       ["user", { kind: "user", userId: "alice" }, ["a1", "b2"]],
-      ["users", { kind: "users", userIds: ["alice", "bob"] }, ["a1", "b1", "b2"]],
+      ["users", { kind: "users", userIds: ["alice", "bob", "carl"] }, ["a1", "b1", "b2", ...c1]],
       ["caller", "caller", ["a1"]],
-      ["others", "others", ["b1", "b2"]],
+      ["others", "others", ["b1", "b2", ...c1]],
     ];
     for (const [name, target, expected] of cases) {
       for (const list of Object.values(inbox)) list.length = 0;
@@ -135,7 +146,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
       else await a1.invoke("Send", target, name);
       await until(() => expected.every((who) => texts()[who]!.includes(name)), 5_000, name);
       await settle(80); // nothing more may arrive
-      expect({ name, got: texts() }).toEqual({ name, got: { a1: expected.includes("a1") ? [name] : [], b1: expected.includes("b1") ? [name] : [], b2: expected.includes("b2") ? [name] : [] } });
+      expect({ name, got: texts() }).toEqual({ name, got: Object.fromEntries(names.map((who) => [who, expected.includes(who) ? [name] : []])) });
     }
   });
 
