@@ -1,13 +1,19 @@
 import { randomBytes } from "node:crypto";
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BackplaneError, ConnectionTimeoutError, consoleLogger, OptionsError, SwitchboardError, type Backplane, type BackplaneReceiver, type BackplaneScope, type CommandAnswer, type ConnectionCommand, type EncodedMessage, type GroupDirectory, type Logger, type Page, type PageOptions, type SendTarget } from "@switchboard/core";
-import { RedisDirectory } from "./redis-directory.js";
+import { RedisDirectory, type RedisClient } from "./redis-directory.js";
 import { COMMAND, NODE_ID_LENGTH, readCommand, readEnvelope, readReply, REPLY, writeCommand, writeEnvelope, writeReply } from "./envelope.js";
 
 /** Options of a {@link RedisBackplane}. */
 export interface RedisBackplaneOptions {
-  /** Where Redis is. Default `redis://127.0.0.1:6379`. */
+  /** Where Redis is. Default `redis://127.0.0.1:6379`. Ignored with `cluster`. */
   readonly url?: string;
+  /**
+   * Redis Cluster: some of its nodes (`[{ host, port }]`), from which ioredis discovers the rest.
+   * Channels spread over the shards by name (sharded pub/sub on Redis 7); the group directory lives
+   * in one slot. `redis` then gives the options of each node's connection.
+   */
+  readonly cluster?: readonly { readonly host: string; readonly port: number }[];
   /** More ioredis options (TLS, password, …), merged over the URL's. */
   readonly redis?: RedisOptions;
   /** Prefix of every channel, to share one Redis between applications. Default `"sb"`. */
@@ -48,7 +54,7 @@ const MAX_PENDING_COMMANDS = 10_000;
  * Faults: publishing while Redis is unreachable rejects at once with `SB_ERR_BACKPLANE` (nothing
  * is buffered); the subscriber reconnects by itself and subscribes to every channel again, with a
  * log line for each transition. Messages from another version or garbage on a channel are
- * dropped with a log line. Standalone Redis (or a replica set behind one address); not Redis Cluster.
+ * dropped with a log line. Standalone Redis (`url`) or Redis Cluster (`cluster`).
  *
  * It also keeps the cluster-wide group directory behind `groups.cluster` (see redis-directory.ts
  * and the package README for how fresh its answers are).
@@ -60,8 +66,8 @@ export class RedisBackplane implements Backplane, GroupDirectory {
   readonly #maxMessageBytes: number;
   readonly #node = randomBytes(NODE_ID_LENGTH);
   readonly #channels = new Set<string>();
-  #pub: Redis | undefined;
-  #sub: Redis | undefined;
+  #pub: RedisClient | undefined;
+  #sub: RedisClient | undefined;
   #sharded = false;
   #receiver: BackplaneReceiver | undefined;
   readonly #requestTimeout: number;
@@ -94,12 +100,20 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     this.#receiver = receiver;
     // Answers to this server's group commands come on a channel of its own.
     this.#channels.add(this.#replyChannel(this.#node));
-    const url = this.#options.url ?? "redis://127.0.0.1:6379";
-    const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, ...this.#options.redis };
     // Publishing fails fast while Redis is away (no offline queue); subscriptions are ours to restore.
     // A stalled Redis (CLIENT PAUSE, overload) fails a publish after requestTimeout instead of holding it.
-    this.#pub = new Redis(url, { commandTimeout: this.#requestTimeout, ...base, enableOfflineQueue: false });
-    this.#sub = new Redis(url, { ...base, autoResubscribe: false });
+    const cluster = this.#options.cluster;
+    if (cluster !== undefined) {
+      const nodes = cluster.map(({ host, port }) => ({ host, port }));
+      const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, ...this.#options.redis };
+      this.#pub = new Cluster(nodes, { lazyConnect: true, enableOfflineQueue: false, redisOptions: { commandTimeout: this.#requestTimeout, ...redisOptions } });
+      this.#sub = new Cluster(nodes, { lazyConnect: true, shardedSubscribers: this.#options.sharded !== false, redisOptions });
+    } else {
+      const url = this.#options.url ?? "redis://127.0.0.1:6379";
+      const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, ...this.#options.redis };
+      this.#pub = new Redis(url, { commandTimeout: this.#requestTimeout, ...base, enableOfflineQueue: false });
+      this.#sub = new Redis(url, { ...base, autoResubscribe: false });
+    }
     for (const [name, client] of [["publisher", this.#pub], ["subscriber", this.#sub]] as const) {
       client.on("error", (error: Error) => this.#logger.debug({ connection: name, err: error }, "Redis connection error."));
     }
@@ -285,7 +299,8 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     const sub = this.#sub;
     if (!this.#started || sub === undefined || sub.status !== "ready" || this.#receiver === undefined || this.#channels.size === 0) return;
     const channels = [...this.#channels];
-    const run = this.#sharded ? sub.ssubscribe(...channels) : sub.subscribe(...channels);
+    // On a cluster, sharded channels live on different shards: one SSUBSCRIBE each (pipelined).
+    const run = !this.#sharded ? sub.subscribe(...channels) : sub instanceof Cluster ? Promise.all(channels.map((channel) => sub.ssubscribe(channel))) : sub.ssubscribe(...channels);
     this.#lastChange = run.catch((error: unknown) => this.#logger.warn({ err: error }, "Restoring the backplane's subscriptions failed."));
   }
 
@@ -354,7 +369,7 @@ export class RedisBackplane implements Backplane, GroupDirectory {
 }
 
 /** Settles when `client` is ready (ioredis keeps reconnecting by itself). */
-function whenReady(client: Redis): Promise<void> {
+function whenReady(client: RedisClient): Promise<void> {
   return client.status === "ready" ? Promise.resolve() : new Promise((resolve) => client.once("ready", () => resolve()));
 }
 

@@ -1,16 +1,18 @@
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { BackplaneError, type Logger, type Page, type PageOptions } from "@switchboard/core";
 
 /*
  * Cluster-wide group membership in Redis, kept by every server for its own connections.
  *
- * Keys (h: hub path, its length in bytes first so no hub, group or id can collide with another):
- *   {p}:dir:{#h}:{h}:g:{group}   sorted set (all scores 0, so ordered by bytes): connection ids in the group
- *   {p}:dir:{#h}:{h}:c:{id}      sorted set: the groups of a connection
- *   {p}:dir:{#h}:{h}:groups      sorted set: groups with at least one member
- *   {p}:dir:node:{node}          set: every entry a server wrote ("{#h}:{h}{#g}:{g}{id}"), to undo them
- *   {p}:dir:nodes                sorted set: server (node) id -> end of its lease, in Redis time (ms)
- *   {p}:dir:swept:{node}         present when live servers removed a server's entries: it writes them again
+ * Keys (h: hub path, its length in bytes first so no hub, group or id can collide with another;
+ * every key starts with the hash tag "{p:dir}", so on Redis Cluster they all live in one slot and
+ * the scripts may touch any of them):
+ *   {p:dir}:{#h}:{h}:g:{group}   sorted set (all scores 0, so ordered by bytes): connection ids in the group
+ *   {p:dir}:{#h}:{h}:c:{id}      sorted set: the groups of a connection
+ *   {p:dir}:{#h}:{h}:groups      sorted set: groups with at least one member
+ *   {p:dir}:node:{node}          set: every entry a server wrote ("{#h}:{h}{#g}:{g}{id}"), to undo them
+ *   {p:dir}:nodes                sorted set: server (node) id -> end of its lease, in Redis time (ms)
+ *   {p:dir}:swept:{node}         present when live servers removed a server's entries: it writes them again
  *
  * A server renews its lease every `lease / 3` and, in the same script, removes a batch of entries of
  * one server whose lease ran out, so a crashed server's members are gone within `lease` plus at most
@@ -23,7 +25,7 @@ local function now_ms()
   local t = redis.call("TIME")
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function base(p, h) return p .. ":dir:" .. #h .. ":" .. h .. ":" end
+local function base(p, h) return p .. ":" .. #h .. ":" .. h .. ":" end
 local function entry(h, g, c) return #h .. ":" .. h .. #g .. ":" .. g .. c end
 local function parse(e)
   local i = string.find(e, ":", 1, true)
@@ -47,11 +49,13 @@ local function leave(p, h, g, c)
 end
 `;
 
-/** ARGV: prefix, node, lease, then (op "1" join / "0" leave, hub, group, connection id) per change. */
+/* Every script gets KEYS[1] = "{p:dir}:nodes" (so Redis Cluster routes it to the directory's slot) and ARGV[1] = "{p:dir}". */
+
+/** ARGV: key root, node, lease, then (op "1" join / "0" leave, hub, group, connection id) per change. */
 const TRACK = `${LUA_HELPERS}
 local p, n = ARGV[1], ARGV[2]
-local set = p .. ":dir:node:" .. n
-redis.call("ZADD", p .. ":dir:nodes", "NX", now_ms() + tonumber(ARGV[3]), n)
+local set = p .. ":node:" .. n
+redis.call("ZADD", p .. ":nodes", "NX", now_ms() + tonumber(ARGV[3]), n)
 for i = 4, #ARGV, 4 do
   local h, g, c = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if ARGV[i] == "1" then
@@ -66,22 +70,22 @@ return 1
 `;
 
 /**
- * ARGV: prefix, node, lease, batch. Renews this server's lease, then removes up to `batch` entries
+ * ARGV: key root, node, lease, batch. Renews this server's lease, then removes up to `batch` entries
  * of one expired server. Returns { this server was swept since its last renewal (1/0), entries removed }.
  */
 const RENEW = `${LUA_HELPERS}
 local p, n, batch = ARGV[1], ARGV[2], tonumber(ARGV[4])
-local nodes = p .. ":dir:nodes"
+local nodes = p .. ":nodes"
 local now = now_ms()
 redis.call("ZADD", nodes, now + tonumber(ARGV[3]), n)
-local swept = redis.call("DEL", p .. ":dir:swept:" .. n)
+local swept = redis.call("DEL", p .. ":swept:" .. n)
 local removed = 0
 local dead = redis.call("ZRANGEBYSCORE", nodes, "-inf", now, "LIMIT", 0, 1)
 if #dead == 1 then
   local d = dead[1]
-  local set = p .. ":dir:node:" .. d
+  local set = p .. ":node:" .. d
   local entries = redis.call("SPOP", set, batch)
-  if #entries > 0 then redis.call("SET", p .. ":dir:swept:" .. d, "1", "PX", 86400000) end
+  if #entries > 0 then redis.call("SET", p .. ":swept:" .. d, "1", "PX", 86400000) end
   for _, e in ipairs(entries) do
     local h, g, c = parse(e)
     leave(p, h, g, c)
@@ -92,20 +96,23 @@ end
 return { swept, removed }
 `;
 
-/** ARGV: prefix, node, batch. Removes up to `batch` of this server's own entries (a clean stop); returns how many. */
+/** ARGV: key root, node, batch. Removes up to `batch` of this server's own entries (a clean stop); returns how many. */
 const CLEAR = `${LUA_HELPERS}
 local p, n = ARGV[1], ARGV[2]
-local set = p .. ":dir:node:" .. n
+local set = p .. ":node:" .. n
 local entries = redis.call("SPOP", set, tonumber(ARGV[3]))
 for _, e in ipairs(entries) do
   local h, g, c = parse(e)
   leave(p, h, g, c)
 end
-if redis.call("SCARD", set) == 0 then redis.call("ZREM", p .. ":dir:nodes", n) end
+if redis.call("SCARD", set) == 0 then redis.call("ZREM", p .. ":nodes", n) end
 return #entries
 `;
 
-type Scripted = Redis & {
+/** A standalone client or a Redis Cluster client: the directory uses only commands both have. */
+export type RedisClient = Redis | Cluster;
+
+type Scripted = RedisClient & {
   sbTrack(...args: (string | number)[]): Promise<unknown>;
   sbRenew(...args: (string | number)[]): Promise<[number, number]>;
   sbClear(...args: (string | number)[]): Promise<number>;
@@ -135,7 +142,9 @@ function parseEntry(entry: Buffer): [hub: string, group: string, connectionId: s
 
 /** The part of {@link RedisBackplane} that keeps the cluster-wide directory (see the key layout above). */
 export class RedisDirectory {
-  readonly #prefix: string;
+  /** "{prefix:dir}": the hash tag every directory key starts with. */
+  readonly #root: string;
+  readonly #nodesKey: string;
   readonly #node: string;
   readonly #lease: number;
   readonly #logger: Logger;
@@ -153,7 +162,8 @@ export class RedisDirectory {
   #closed = false;
 
   constructor(prefix: string, node: string, lease: number, logger: Logger, memberships: () => Iterable<readonly [hub: string, group: string, connectionId: string]>) {
-    this.#prefix = prefix;
+    this.#root = `{${prefix}:dir}`;
+    this.#nodesKey = `${this.#root}:nodes`;
     this.#node = node;
     this.#lease = lease;
     this.#logger = logger;
@@ -161,10 +171,10 @@ export class RedisDirectory {
   }
 
   /** Starts on `redis` (the publishing connection, so this server's queries follow its own changes). */
-  async start(redis: Redis): Promise<void> {
-    redis.defineCommand("sbTrack", { numberOfKeys: 0, lua: TRACK });
-    redis.defineCommand("sbRenew", { numberOfKeys: 0, lua: RENEW });
-    redis.defineCommand("sbClear", { numberOfKeys: 0, lua: CLEAR });
+  async start(redis: RedisClient): Promise<void> {
+    redis.defineCommand("sbTrack", { numberOfKeys: 1, lua: TRACK });
+    redis.defineCommand("sbRenew", { numberOfKeys: 1, lua: RENEW });
+    redis.defineCommand("sbClear", { numberOfKeys: 1, lua: CLEAR });
     this.#redis = redis as Scripted;
     this.#dirty = true; // connections may have joined groups before Redis was reached
     await this.restored().catch((error: unknown) => this.#logger.warn({ err: error }, "Could not write this server's group memberships to Redis yet; retried at the next renewal."));
@@ -178,7 +188,9 @@ export class RedisDirectory {
     if (redis === undefined || this.#closed) return;
     this.#loaded = false;
     this.#dirty = true; // changes made while it was away were not written
-    await Promise.all([TRACK, RENEW, CLEAR].map((lua) => redis.script("LOAD", lua)));
+    // On a cluster every master gets them: the directory's slot may move to another one.
+    const targets: Redis[] = redis instanceof Cluster ? redis.nodes("master") : [redis];
+    await Promise.all(targets.flatMap((target) => [TRACK, RENEW, CLEAR].map((lua) => target.script("LOAD", lua))));
     this.#loaded = true;
     await this.#renew();
   }
@@ -213,7 +225,7 @@ export class RedisDirectory {
       return;
     }
     for (let at = 0; at < queue.length; at += MAX_CHANGES_PER_CALL * 4) {
-      redis.sbTrack(this.#prefix, this.#node, this.#lease, ...queue.slice(at, at + MAX_CHANGES_PER_CALL * 4)).catch((error: unknown) => {
+      redis.sbTrack(this.#nodesKey, this.#root, this.#node, this.#lease, ...queue.slice(at, at + MAX_CHANGES_PER_CALL * 4)).catch((error: unknown) => {
         this.#dirty = true;
         this.#logger.debug({ err: error }, "A directory change could not be written; it is rewritten when Redis is back.");
       });
@@ -224,7 +236,7 @@ export class RedisDirectory {
     const redis = this.#redis;
     if (!this.#loaded || redis === undefined || redis.status !== "ready" || this.#closed) return;
     try {
-      const [swept, removed] = await redis.sbRenew(this.#prefix, this.#node, this.#lease, SWEEP_BATCH);
+      const [swept, removed] = await redis.sbRenew(this.#nodesKey, this.#root, this.#node, this.#lease, SWEEP_BATCH);
       if (removed > 0) this.#logger.info({ removed }, "Removed the group memberships of a server whose lease ran out.");
       if (swept === 1) {
         this.#logger.warn({}, "This server's lease had run out (Redis was away or the process stalled); rewriting its group memberships.");
@@ -247,7 +259,7 @@ export class RedisDirectory {
     this.#dirty = false;
     this.#flush(); // what is queued goes first, so it is not undone below
     try {
-      const written = await redis.smembersBuffer(`${this.#prefix}:dir:node:${this.#node}`);
+      const written = await redis.smembersBuffer(`${this.#root}:node:${this.#node}`);
       const stored = new Map<string, Buffer>();
       for (const entry of written) stored.set(entry.toString("latin1"), entry);
       const changes: string[] = [];
@@ -260,7 +272,7 @@ export class RedisDirectory {
         if (parsed !== undefined) changes.push("0", ...parsed);
       }
       for (let at = 0; at < changes.length; at += MAX_CHANGES_PER_CALL * 4) {
-        await redis.sbTrack(this.#prefix, this.#node, this.#lease, ...changes.slice(at, at + MAX_CHANGES_PER_CALL * 4));
+        await redis.sbTrack(this.#nodesKey, this.#root, this.#node, this.#lease, ...changes.slice(at, at + MAX_CHANGES_PER_CALL * 4));
       }
     } catch (error) {
       this.#dirty = true;
@@ -271,18 +283,18 @@ export class RedisDirectory {
   // ---- queries -------------------------------------------------------------------------------
 
   #base(hub: string): string {
-    return `${this.#prefix}:dir:${Buffer.byteLength(hub)}:${hub}:`;
+    return `${this.#root}:${Buffer.byteLength(hub)}:${hub}:`;
   }
 
   /** The connection queries go on; this server's queued changes go first. */
-  #ready(): Redis {
+  #ready(): RedisClient {
     const redis = this.#redis;
     if (redis === undefined || redis.status !== "ready") throw new BackplaneError("Cluster-wide group membership is not available: Redis cannot be reached.");
     if (this.#queue.length > 0) this.#flush();
     return redis;
   }
 
-  async #query<T>(run: (redis: Redis) => Promise<T>): Promise<T> {
+  async #query<T>(run: (redis: RedisClient) => Promise<T>): Promise<T> {
     const redis = this.#ready();
     try {
       return await run(redis);
@@ -332,7 +344,7 @@ export class RedisDirectory {
     const redis = this.#redis;
     if (redis === undefined || redis.status !== "ready") return;
     try {
-      while ((await redis.sbClear(this.#prefix, this.#node, SWEEP_BATCH)) === SWEEP_BATCH);
+      while ((await redis.sbClear(this.#nodesKey, this.#root, this.#node, SWEEP_BATCH)) === SWEEP_BATCH);
     } catch (error) {
       this.#logger.warn({ err: error }, "Could not remove this server's group memberships from Redis; they expire with its lease.");
     }

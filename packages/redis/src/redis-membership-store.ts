@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Redis, type Cluster, type RedisOptions } from "ioredis";
 import { OptionsError, type MembershipStore, type UsedTokenStore } from "@switchboard/core";
 
 /** Options of a {@link RedisMembershipStore}. */
@@ -7,8 +7,8 @@ export interface RedisMembershipStoreOptions {
   readonly url?: string;
   /** More ioredis options, merged over the URL's. */
   readonly redis?: RedisOptions;
-  /** An ioredis client to use instead (the store then never closes it). */
-  readonly client?: Redis;
+  /** An ioredis client to use instead, e.g. a `Cluster` for Redis Cluster (the store then never closes it). */
+  readonly client?: Redis | Cluster;
   /** Prefix of every key. Default `"sb"`. */
   readonly prefix?: string;
 }
@@ -23,7 +23,7 @@ export interface RedisMembershipStoreOptions {
  * and expiring with the token, so a token accepted by one server is refused by all.
  */
 export class RedisMembershipStore implements MembershipStore, UsedTokenStore {
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #owned: boolean;
   readonly #prefix: string;
 

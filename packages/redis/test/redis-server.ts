@@ -64,3 +64,83 @@ export class TestRedis {
     });
   }
 }
+
+/** A port whose cluster bus port (port + 10 000) is free too. */
+async function clusterPort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    if (taken.has(port)) continue;
+    const free = async (candidate: number) =>
+      new Promise<boolean>((resolve) => {
+        const server = createServer();
+        server.once("error", () => resolve(false));
+        server.listen(candidate, "127.0.0.1", () => server.close(() => resolve(true)));
+      });
+    if ((await free(port)) && (await free(port + 10_000))) {
+      taken.add(port);
+      return port;
+    }
+  }
+}
+
+/** A Redis Cluster of three masters (no replicas) of the test's own, in a temporary directory. */
+export class TestRedisCluster {
+  readonly ports: readonly number[];
+  readonly #processes: ChildProcess[];
+  readonly #dir: string;
+
+  private constructor(ports: number[], processes: ChildProcess[], dir: string) {
+    this.ports = ports;
+    this.#processes = processes;
+    this.#dir = dir;
+  }
+
+  static async start(): Promise<TestRedisCluster> {
+    const { mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "sb-redis-cluster-"));
+    const taken = new Set<number>();
+    const ports = [await clusterPort(taken), await clusterPort(taken), await clusterPort(taken)];
+    const processes = ports.map((port) =>
+      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--protected-mode", "no"], { stdio: "ignore", cwd: dir }),
+    );
+    const cluster = new TestRedisCluster(ports, processes, dir);
+    try {
+      for (const port of ports) await accepting(port);
+      const create = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
+      if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const states = ports.map((port) => spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], { encoding: "utf8" }).stdout);
+        if (states.every((state) => state.includes("cluster_state:ok"))) break;
+        if (Date.now() > deadline) throw new Error("the test Redis Cluster did not reach cluster_state:ok");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  /** Startup nodes for ioredis. */
+  get nodes(): { host: string; port: number }[] {
+    return this.ports.map((port) => ({ host: "127.0.0.1", port }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.#processes.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once("exit", () => resolve());
+            child.kill("SIGKILL");
+          }),
+      ),
+    );
+    const { rmSync } = await import("node:fs");
+    rmSync(this.#dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,115 @@
+import "reflect-metadata";
+import { spawnSync } from "node:child_process";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Hub, type SendTarget } from "@switchboard/core";
+import { RedisBackplane } from "../src/index.js";
+import { closeAll, connectClient, MemoryLogger, record, settle, startServer, until, type ClientProtocol, type TestServer } from "../../../test-support/harness.js";
+import { redisMissing, TestRedisCluster } from "./redis-server.js";
+
+const mustRun = process.env.CI === "true";
+const cliMissing = redisMissing ?? (spawnSync("redis-cli", ["--version"]).error !== undefined ? "redis-cli is not installed" : undefined);
+if (cliMissing !== undefined && !mustRun) console.warn(`packages/redis: skipping the Redis Cluster tests, ${cliMissing}.`);
+
+@Hub("/hubs/sharded")
+class ShardedHub extends Hub {
+  async Join(group: string): Promise<void> {
+    await this.groups.add(this.context.connectionId, group);
+  }
+  Send(target: SendTarget, text: string): Promise<void> {
+    switch (target.kind) {
+      case "group":
+        return this.clients.group(target.group).send("m", text);
+      case "user":
+        return this.clients.user(target.userId).send("m", text);
+      case "connection":
+        return this.clients.client(target.connectionId).send("m", text);
+      default:
+        return this.clients.all.send("m", text);
+    }
+  }
+  Ask(connectionId: string): Promise<unknown> {
+    return this.clients.client(connectionId).invoke("Answer");
+  }
+}
+
+describe.skipIf(cliMissing !== undefined && !mustRun)("scale-out on Redis Cluster", () => {
+  let cluster: TestRedisCluster;
+  const backplanes: RedisBackplane[] = [];
+
+  beforeAll(async () => {
+    if (cliMissing !== undefined) throw new Error(`CI=true but ${cliMissing}`);
+    cluster = await TestRedisCluster.start();
+  }, 60_000);
+  afterAll(() => cluster?.stop());
+  afterEach(async () => {
+    await closeAll();
+    backplanes.length = 0;
+  });
+
+  async function node(): Promise<TestServer> {
+    const logger = new MemoryLogger();
+    const backplane = new RedisBackplane({ cluster: cluster.nodes, logger, requestTimeout: 2_000 });
+    backplanes.push(backplane);
+    const server = await startServer([ShardedHub], { backplane, logger, userIdProvider: ({ request }) => request.query.get("user") ?? null });
+    await server.server.ready;
+    return server;
+  }
+
+  it("carries every kind of send, group changes, client results and directory queries across servers", async () => {
+    const a = await node();
+    const b = await node();
+    const clients: [string, ClientProtocol, TestServer][] = [
+      ["a1", "json", a],
+      ["b1", "messagepack", b],
+      ["b2", "json", b],
+    ];
+    const connections = new Map<string, Awaited<ReturnType<typeof connectClient>>>();
+    const inbox = new Map<string, unknown[][]>();
+    for (const [name, protocol, server] of clients) {
+      const connection = await connectClient(server.url(`/hubs/sharded?user=${name === "a1" ? "ann" : "bo"}`), protocol);
+      connections.set(name, connection);
+      inbox.set(name, record(connection, "m"));
+    }
+    const a1 = connections.get("a1")!;
+    const b1 = connections.get("b1")!;
+    const b2 = connections.get("b2")!;
+    // Many groups, so their channels land on every shard.
+    const groups = Array.from({ length: 24 }, (_, i) => `room-${i}`);
+    for (const group of groups) {
+      await a1.invoke("Join", group);
+      await b1.invoke("Join", group);
+    }
+    await Promise.all(backplanes.map((backplane) => backplane.subscribed()));
+    for (const group of groups) await a1.invoke("Send", { kind: "group", group }, group);
+    await until(() => groups.every((group) => inbox.get("b1")!.some((m) => m[0] === group)), 5_000, "every group's message on the other server");
+    expect(inbox.get("b2")!.filter((m) => String(m[0]).startsWith("room-"))).toEqual([]);
+    await a1.invoke("Send", { kind: "user", userId: "bo" }, "to bo");
+    await a1.invoke("Send", { kind: "connection", connectionId: b2.connectionId! }, "to b2");
+    await a1.invoke("Send", { kind: "all" }, "to all");
+    await until(() => ["to bo", "to b2", "to all"].every((text) => inbox.get("b2")!.some((m) => m[0] === text)));
+    await settle(100);
+    expect(inbox.get("b2")!.map((m) => m[0])).toEqual(["to bo", "to b2", "to all"]);
+    // The channels are spread over the shards (sharded pub/sub on Redis 7).
+    const version = spawnSync("redis-cli", ["-p", String(cluster.ports[0]), "info", "server"], { encoding: "utf8" }).stdout;
+    if (/redis_version:([7-9]|\d\d)/.test(version)) {
+      const perShard = cluster.ports.map((port) => spawnSync("redis-cli", ["-p", String(port), "pubsub", "shardchannels"], { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean).length);
+      expect(perShard.filter((count) => count > 0).length).toBeGreaterThanOrEqual(2);
+    }
+    // A group change and a client result for a connection of the other server.
+    const context = a.server.hubContext(ShardedHub);
+    await context.groups.add(b2.connectionId!, "late");
+    await Promise.all(backplanes.map((backplane) => backplane.subscribed()));
+    await context.clients.group("late").send("m", "late news");
+    await until(() => inbox.get("b2")!.some((m) => m[0] === "late news"));
+    b2.on("Answer", () => "from b2");
+    await expect(a1.invoke("Ask", b2.connectionId!)).resolves.toBe("from b2");
+    // The directory, from either server.
+    for (const server of [a, b]) {
+      const queries = server.server.hubContext(ShardedHub).groups.cluster;
+      expect(await queries.count("room-3")).toBe(2);
+      expect(await queries.has("late", b2.connectionId!)).toBe(true);
+      expect((await queries.groupsOf(a1.connectionId!)).length).toBe(24);
+      expect((await queries.list({ limit: 1000 })).items).toHaveLength(25);
+    }
+  }, 60_000);
+});
