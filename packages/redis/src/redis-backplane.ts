@@ -358,7 +358,10 @@ export class RedisBackplane implements Backplane, GroupDirectory {
 
   #onReply(data: Buffer): void {
     const reply = readReply(data);
-    if ("error" in reply && reply.id === undefined) return;
+    if ("error" in reply && reply.id === undefined) {
+      this.#logger.warn({ reason: reply.error }, "Dropped a malformed reply from the backplane.");
+      return;
+    }
     const pending = this.#pending.get(reply.id!);
     if (pending === undefined) return; // late, after a timeout
     this.#pending.delete(reply.id!);

@@ -270,7 +270,16 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
       await publish(Buffer.from("not switchboard"));
       await publish(Buffer.from([2, 1, 2, 3]));
       await publish(Buffer.alloc(2 * 1024 * 1024, 1));
-      await until(() => logger.entries.filter((entry) => entry.message.startsWith("Dropped")).length >= 3);
+      // Malformed requests (0x11) and replies (0x12) on this server's connection and reply channels.
+      const own = [...backplanes[0]!.channels];
+      const connectionChannel = own.find((c) => c.endsWith(`:connection:${a1.connectionId}`))!;
+      const replyChannel = own.find((c) => c.includes(":reply:"))!;
+      const to = (target: string, data: Buffer) => (sharded ? raw.spublish(target, data) : raw.publish(target, data));
+      await to(connectionChannel, Buffer.from([0x11, 1, 2, 3]));
+      await to(connectionChannel, Buffer.concat([Buffer.from([0x11]), Buffer.alloc(16), Buffer.from([0, 0, 0, 5]), Buffer.from("{bad}")]));
+      await to(replyChannel, Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff]));
+      await to(replyChannel, Buffer.from([0x12]));
+      await until(() => logger.entries.filter((entry) => entry.message.startsWith("Dropped")).length >= 7);
     } finally {
       raw.disconnect();
     }
@@ -399,6 +408,27 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
       raw.disconnect();
     }
   }, 30_000);
+
+  it("a rejoin token issued by one server restores the groups on another, where sends from the first reach them", async () => {
+    const rejoin = { keys: ["k".repeat(32)] };
+    const onB = new RedisBackplane({ url: redis.url, logger: new MemoryLogger() });
+    const a = await startServer([FarmHub], { backplane: new RedisBackplane({ url: redis.url, logger: new MemoryLogger() }), rejoin });
+    const b = await startServer([FarmHub], { backplane: onB, rejoin });
+    await Promise.all([a.server.ready, b.server.ready]);
+    const first = await connectClient(a.url("/hubs/farm?sb_rejoin=1"), "json");
+    const tokens = record(first, "sb.rejoinToken");
+    await first.invoke("Join", "travellers");
+    await until(() => tokens.some((t) => typeof t[0] === "string"));
+    const token = tokens.at(-1)![0] as string;
+    await first.stop();
+    const again = await connectClient(b.url(`/hubs/farm?sb_rejoin=1&sb_rejoin_token=${encodeURIComponent(token)}`), "messagepack");
+    const inbox = record(again, "m");
+    await again.invoke("Caller", "x"); // restored before its first invocation
+    expect(b.server.hubContext(FarmHub).groups.has("travellers", again.connectionId!)).toBe(true);
+    await onB.subscribed(); // b listens on the group's channel
+    await a.server.hubContext(FarmHub).clients.group("travellers").send("m", "welcome back");
+    await until(() => inbox.some((m) => m[0] === "welcome back"));
+  });
 
   it("restores persisted groups on another server from a shared Redis membership store", async () => {
     const store = new RedisMembershipStore({ url: redis.url, prefix: `t${Date.now()}` });
