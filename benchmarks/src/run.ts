@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   if (plans.length > 0) scenarios.push(...(await runSystems(plans, profile, progress, args.cpuProfile ? outDir : undefined)));
   let versions: Record<string, string> = {};
   if (runScaleOutScenario) {
-    const result = await runScaleOut(profile, progress, hardFdLimit() - FD_HEADROOM);
+    const result = await runScaleOut(profile, progress, hardFdLimit() - FD_HEADROOM, args.cpuProfile ? outDir : undefined);
     scenarios.push(...result.scenarios);
     for (const note of result.notes) progress.note(`bench: ${note}`);
     notes.push(...result.notes);

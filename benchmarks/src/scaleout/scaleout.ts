@@ -72,10 +72,11 @@ function redisVersion(): string {
 }
 
 /** Starts a system's servers (at once: they only wait for Node and Redis) and then its client process. */
-async function startCluster(plan: Plan, redis: BenchRedis): Promise<Cluster> {
+async function startCluster(plan: Plan, redis: BenchRedis, cpuProfileDir: string | undefined): Promise<Cluster> {
+  const nodeFlags = (i: number): string[] => (cpuProfileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfileDir}`, `--cpu-prof-name=scaleout-${plan.system}-server-${i + 1}.cpuprofile`]);
   const started = await Promise.allSettled(
     Array.from({ length: SCALE_OUT_SERVERS }, (_, i) =>
-      spawnChild<{ port: number }>(`scale-out ${plan.system} server ${i + 1}`, "./e2e/server-main.js", ["--system", plan.system, "--redis", redis.url], { core: 0, raiseFdLimit: true }),
+      spawnChild<{ port: number }>(`scale-out ${plan.system} server ${i + 1}`, "./e2e/server-main.js", ["--system", plan.system, "--redis", redis.url], { core: 0, raiseFdLimit: true, nodeFlags: nodeFlags(i) }),
     ),
   );
   const servers = started.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value.channel] : []));
@@ -94,7 +95,7 @@ async function startCluster(plan: Plan, redis: BenchRedis): Promise<Cluster> {
 /** Connects `members` clients (even on server 1, odd on server 2), joins them all to `group`, and waits for Redis to confirm the subscriptions. */
 async function prepareGroup(cluster: Cluster, members: number, group: string, step: Step): Promise<void> {
   const { plan, servers, client } = cluster;
-  step.update(`scale-out ${systemLabel(plan)}: connecting ${members} clients, ${members / SCALE_OUT_SERVERS} per server`);
+  step.update(`scale-out ${systemLabel(plan)}: connecting ${members} clients, split over ${SCALE_OUT_SERVERS} servers`);
   await client.request<number>("connect", { count: members });
   step.update(`scale-out ${systemLabel(plan)}: ${members} clients joining ${group}`);
   await client.request("join", { group, from: 0, to: members });
@@ -205,8 +206,12 @@ export interface ScaleOutOutcome {
   readonly versions: Record<string, string>;
 }
 
-/** Runs the scenario, or skips it with a note when redis-server is missing; every process it started is gone when it settles. */
-export async function runScaleOut(profile: Profile, step: Step, fdLimit: number): Promise<ScaleOutOutcome> {
+/**
+ * Runs the scenario, or skips it with a note when redis-server is missing; every process it
+ * started is gone when it settles. With `cpuProfileDir`, each server writes a V8 CPU profile
+ * there (`scaleout-<system>-server-<n>.cpuprofile`; server 1 is the one that sends).
+ */
+export async function runScaleOut(profile: Profile, step: Step, fdLimit: number, cpuProfileDir?: string): Promise<ScaleOutOutcome> {
   const missing = redisServerMissing();
   if (missing !== undefined) {
     step.next("scale-out: skipped");
@@ -221,7 +226,7 @@ export async function runScaleOut(profile: Profile, step: Step, fdLimit: number)
   const redis = await BenchRedis.start(0);
   const clusters: Cluster[] = [];
   try {
-    const started = await Promise.allSettled(PLANS.map((plan) => startCluster(plan, redis)));
+    const started = await Promise.allSettled(PLANS.map((plan) => startCluster(plan, redis, cpuProfileDir)));
     for (const outcome of started) if (outcome.status === "fulfilled") clusters.push(outcome.value);
     const failed = started.find((outcome) => outcome.status === "rejected");
     if (failed !== undefined) throw failed.reason;
