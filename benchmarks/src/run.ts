@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: Switchboard's group fan-out against Socket.IO and a raw `ws` floor.
  *
- * Flags: `--quick` (smaller N, shorter repetitions, under a minute), `--tiny` (the harness test's
+ * Flags: `--quick` (smaller N, shorter repetitions, about a minute), `--tiny` (the harness test's
  * configuration), `--out <dir>` (where latest.json and fanout.svg go; default benchmarks/results,
  * benchmarks/results/quick for --quick), `--only in-process|e2e|scaleout` (scaleout: two servers
  * of each system on a redis-server of its own, skipped with a note without one), `--cpu-prof` (the end-to-end
