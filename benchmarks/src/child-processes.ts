@@ -1,21 +1,24 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { appendFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import { ChildChannel } from "./ipc.js";
 
 /**
- * Starts the benchmark's child processes (servers, clients, the in-process runner), pinned to a
- * core with `taskset` when it exists, and makes sure none outlives the runner: every child is
- * killed on exit, on SIGINT/SIGTERM and on a crash, and children exit by themselves when their
- * IPC channel closes.
+ * Starts the benchmark's child processes (servers, clients, the in-process runner, redis-server),
+ * pinned to a core with `taskset` when it exists, and makes sure none outlives the runner: every
+ * child is killed on exit, on SIGINT/SIGTERM and on a crash, and our Node children exit by
+ * themselves when their IPC channel closes.
  */
 
 const children = new Set<ChildChannel>();
+/** Programs that are not ours (redis-server): no IPC channel, so only the runner's hooks stop them. */
+const programs = new Set<ChildProcess>();
 let hooksInstalled = false;
 
 function killAll(): void {
   for (const channel of children) if (channel.alive) channel.child.kill("SIGKILL");
+  for (const child of programs) child.kill("SIGKILL");
 }
 
 function installHooks(): void {
@@ -69,6 +72,12 @@ export interface SpawnOptions {
   readonly readyTimeoutMs?: number;
 }
 
+/** The harness test lists every pid the runner started (BENCH_PID_FILE) to check that none is left. */
+function recordPid(child: ChildProcess): void {
+  const pidFile = process.env["BENCH_PID_FILE"];
+  if (pidFile !== undefined && child.pid !== undefined) appendFileSync(pidFile, `${child.pid}\n`);
+}
+
 /**
  * Starts `dist/<script>` as a child and waits for its `ready` event; resolves with the channel and
  * the ready event's data.
@@ -91,8 +100,7 @@ export async function spawnChild<T = unknown>(name: string, script: string, args
   const channel = new ChildChannel(name, child);
   children.add(channel);
   void channel.exited.then(() => children.delete(channel));
-  const pidFile = process.env["BENCH_PID_FILE"];
-  if (pidFile !== undefined && child.pid !== undefined) appendFileSync(pidFile, `${child.pid}\n`);
+  recordPid(child);
   try {
     const ready = await channel.next<T>("ready", options.readyTimeoutMs ?? 30_000);
     return { channel, ready };
@@ -100,6 +108,32 @@ export async function spawnChild<T = unknown>(name: string, script: string, args
     child.kill("SIGKILL");
     throw error;
   }
+}
+
+/**
+ * Starts a program that is not one of ours (redis-server), pinned to `core` where possible, with
+ * its output ignored. `taskset` execs the program, so the pid (and `/proc/<pid>`) is the
+ * program's own. It is killed with the other children on exit, on a signal and on a crash; call
+ * {@link stopProgram} to stop it before.
+ */
+export function spawnProgram(command: string, args: readonly string[], options: { readonly core?: number } = {}): ChildProcess {
+  installHooks();
+  const pinned = options.core !== undefined && canPin();
+  const child = pinned ? spawn("taskset", ["-c", String(options.core), command, ...args], { stdio: "ignore" }) : spawn(command, args, { stdio: "ignore" });
+  programs.add(child);
+  child.once("exit", () => programs.delete(child));
+  // A failed spawn (ENOENT) is reported by the caller's readiness check; never crash the runner here.
+  child.once("error", () => programs.delete(child));
+  recordPid(child);
+  return child;
+}
+
+/** Kills a program started with {@link spawnProgram} and waits until it is gone. */
+export async function stopProgram(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGKILL");
+  await exited;
 }
 
 /** Kills every child still running (for error paths; normal paths `close()` their channels). */

@@ -52,6 +52,18 @@ export interface Profile {
     readonly low: number;
     readonly high: number;
   };
+  /** Two servers of each system on one Redis (`--only scaleout`); payload as `e2e.payloadBytes`. */
+  readonly scaleOut: {
+    /** Members of the one group, spread evenly over the two servers. */
+    readonly members: number;
+    /** Messages sent per event-loop turn. */
+    readonly bursts: readonly number[];
+    /** Timed repetitions per system and burst (at least 5; the systems take turns). */
+    readonly repetitions: number;
+    readonly repetitionMs: number;
+    readonly warmupMs: number;
+    readonly maxRounds: number;
+  };
 }
 
 const FULL: Profile = {
@@ -62,6 +74,7 @@ const FULL: Profile = {
   churn: { connections: 100_000, groups: 10_000, pairsPerBatch: 10_000, disconnectGroups: 100, disconnectsPerBatch: 200, minTimeMs: 400 },
   e2e: { sizes: [100, 1_000, 10_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 9, repetitionMs: 600, warmupMs: 1_000, maxRounds: 100_000 },
   memory: { low: 1_000, high: 10_000 },
+  scaleOut: { members: 1_000, bursts: [1, 10], repetitions: 9, repetitionMs: 600, warmupMs: 1_000, maxRounds: 100_000 },
 };
 
 const QUICK: Profile = {
@@ -72,6 +85,8 @@ const QUICK: Profile = {
   churn: { connections: 10_000, groups: 1_000, pairsPerBatch: 5_000, disconnectGroups: 100, disconnectsPerBatch: 100, minTimeMs: 40 },
   e2e: { sizes: [100, 1_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 5, repetitionMs: 150, warmupMs: 150, maxRounds: 20_000 },
   memory: { low: 200, high: 1_000 },
+  // Longer repetitions than e2e: three processes share the servers' core, and Redis's share is small.
+  scaleOut: { members: 200, bursts: [1, 10], repetitions: 5, repetitionMs: 300, warmupMs: 300, maxRounds: 20_000 },
 };
 
 const TINY: Profile = {
@@ -82,6 +97,7 @@ const TINY: Profile = {
   churn: { connections: 500, groups: 50, pairsPerBatch: 200, disconnectGroups: 10, disconnectsPerBatch: 10, minTimeMs: 5 },
   e2e: { sizes: [10], bursts: [1, 10], messagePackSizes: [10], statefulSizes: [10], payloadBytes: 64, repetitions: 5, repetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
   memory: { low: 5, high: 20 },
+  scaleOut: { members: 10, bursts: [1, 10], repetitions: 5, repetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
 };
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = { full: FULL, quick: QUICK, tiny: TINY };

@@ -55,6 +55,53 @@ function e2eRows(scenarios: readonly ScenarioResult[]): { label: string; sb: Sce
   return rows;
 }
 
+const SCALE_OUT_PREFIX = "scale-out fan-out";
+
+/** The scale-out rows: Switchboard against Socket.IO with the same group, servers and burst. */
+function scaleOutRows(scenarios: readonly ScenarioResult[]): { label: string; sb?: ScenarioResult; sio?: ScenarioResult }[] {
+  const runs = scenarios.filter((s) => s.name.startsWith(SCALE_OUT_PREFIX));
+  const keys = [...new Map(runs.map((s) => [`${s.members}/${s.burst}/${s.servers}`, s])).values()];
+  return keys.map((key) => {
+    const same = (s: ScenarioResult): boolean => s.name === key.name && s.members === key.members && s.burst === key.burst && s.servers === key.servers;
+    return { label: `${key.members} members on ${key.servers} servers, burst ${key.burst}`, sb: find(runs, "switchboard", same), sio: find(runs, "socket.io", same) };
+  });
+}
+
+function perDelivery(s: ScenarioResult | undefined): string {
+  if (s === undefined) return "—";
+  return `${(s.userMicrosPerDelivery! + s.systemMicrosPerDelivery!).toFixed(3)} + ${s.redisMicrosPerDelivery!.toFixed(3)}`;
+}
+
+function count(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : value.toFixed(2);
+}
+
+function scaleOutTables(scenarios: readonly ScenarioResult[]): Table[] {
+  const rows = scaleOutRows(scenarios);
+  if (rows.length === 0) return [];
+  const both = rows.flatMap(({ label, sb, sio }) => [
+    ...(sb === undefined ? [] : [{ label, system: "Switchboard", s: sb }]),
+    ...(sio === undefined ? [] : [{ label, system: "Socket.IO", s: sio }]),
+  ]);
+  return [
+    {
+      title: "Scale-out over Redis: deliveries per CPU-second of both servers + redis-server (median)",
+      header: ["scenario", "Switchboard", "Socket.IO + redis-adapter", "SB/Socket.IO", "SB CPU µs per delivery, servers + Redis", "Socket.IO CPU µs per delivery, servers + Redis"],
+      rows: rows.map(({ label, sb, sio }) => [label, formatCount(sb?.deliveriesPerCpuSecond), formatCount(sio?.deliveriesPerCpuSecond), ratio(sb?.deliveriesPerCpuSecond, sio?.deliveriesPerCpuSecond), perDelivery(sb), perDelivery(sio)]),
+    },
+    {
+      title: "Scale-out over Redis: wall-clock deliveries per second and send → receive latency in ms, p50 / p99 / last recipient (median)",
+      header: ["scenario", "Switchboard", "Socket.IO", "SB latency", "Socket.IO latency"],
+      rows: rows.map(({ label, sb, sio }) => [label, formatCount(sb?.deliveriesPerSecond), formatCount(sio?.deliveriesPerSecond), ...[sb, sio].map((s) => (s === undefined ? "—" : `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.lastRecipientMs)}`))]),
+    },
+    {
+      title: "Scale-out over Redis: cross-server traffic per message sent to the group (median)",
+      header: ["scenario", "system", "Redis PUBLISH + SPUBLISH", "received from Redis: sending server", "received from Redis: other server"],
+      rows: both.map(({ label, system, s }) => [label, system, count(s.redisPublishesPerMessage), count(s.sendingServerReceivedPerMessage), count(s.otherServerReceivedPerMessage)]),
+    },
+  ];
+}
+
 export function buildTables(scenarios: readonly ScenarioResult[]): Table[] {
   const tables: Table[] = [];
   const e2e = e2eRows(scenarios);
@@ -80,6 +127,7 @@ export function buildTables(scenarios: readonly ScenarioResult[]): Table[] {
       rows: e2e.map(({ label, sb, sio, raw }) => [label, ...[sb, sio, raw].map((s) => (s === undefined ? "—" : `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.lastRecipientMs)}`))]),
     });
   }
+  tables.push(...scaleOutTables(scenarios));
   const memory = scenarios.filter((s) => s.name === "idle memory per connection");
   if (memory.length > 0) {
     const sio = memory.find((s) => s.system === "socket.io");
@@ -145,6 +193,13 @@ export function checkTargets(scenarios: readonly ScenarioResult[]): TargetCheck[
   const memory = (system: SystemName): ScenarioResult | undefined => scenarios.find((s) => s.system === system && s.name === "idle memory per connection");
   versus("idle heap per connection ≤ 0.5× Socket.IO's", memory("switchboard")?.heapBytesPerConnection, memory("socket.io")?.heapBytesPerConnection, 0.5, false);
   versus("idle RSS per connection ≤ 0.5× Socket.IO's", memory("switchboard")?.rssBytesPerConnection, memory("socket.io")?.rssBytesPerConnection, 0.5, false);
+  const scaleOut = (system: SystemName): ScenarioResult | undefined => scenarios.find((s) => s.system === system && s.name.startsWith(SCALE_OUT_PREFIX) && s.burst === 1);
+  const members = scaleOut("switchboard")?.members;
+  versus(`scale-out, 2 servers + Redis, one message to ${members ?? "N"} members: ≥ 1.5× Socket.IO + redis-adapter deliveries per CPU-second (servers + Redis)`, scaleOut("switchboard")?.deliveriesPerCpuSecond, scaleOut("socket.io")?.deliveriesPerCpuSecond, 1.5);
+  const publishes = scenarios.filter((s) => s.system === "switchboard" && s.name.startsWith(SCALE_OUT_PREFIX)).map((s) => s.redisPublishesPerMessage!);
+  const publishesTarget = "scale-out: Redis publishes per message sent to a group == 1 (Switchboard, every burst size)";
+  if (publishes.length === 0) checks.push({ target: publishesTarget, measured: "not measured", met: undefined });
+  else checks.push({ target: publishesTarget, measured: publishes.map((value) => value.toFixed(2)).join(", "), met: publishes.every((value) => value === 1) });
   const churn = scenarios.find((s) => s.system === "switchboard" && s.name === "group churn join+leave");
   checks.push(churn === undefined ? { target: "join+leave ≥ 1 M pairs/s", measured: "not measured", met: undefined } : { target: "join+leave ≥ 1 M pairs/s", measured: `${formatCount(churn.opsPerSecond)} pairs/s`, met: churn.opsPerSecond! >= 1e6 });
   return checks;

@@ -19,7 +19,7 @@ export interface ScenarioResult {
   readonly members?: number;
   readonly burst?: number;
   readonly payloadBytes?: number;
-  /** Messages received by clients per CPU-second of the server process (user + system). */
+  /** Messages received by clients per CPU-second of the server process (user + system); scale-out: of all servers and Redis. */
   readonly deliveriesPerCpuSecond?: number;
   /** Messages received by clients per wall-clock second. */
   readonly deliveriesPerSecond?: number;
@@ -42,6 +42,16 @@ export interface ScenarioResult {
   /** Churn: groups the connections are spread over; memory: the lower connection count. */
   readonly groups?: number;
   readonly fromConnections?: number;
+  /** Scale-out: server processes of the system, all on one Redis. */
+  readonly servers?: number;
+  /** Scale-out: redis-server's CPU µs per delivery (the servers' are user/systemMicrosPerDelivery, summed over them). */
+  readonly redisMicrosPerDelivery?: number;
+  /** Scale-out: PUBLISH + SPUBLISH calls Redis executed per message sent to the group. */
+  readonly redisPublishesPerMessage?: number;
+  /** Scale-out: sends of the other server that Redis brought to the sending server, per message (its own echoes excluded). */
+  readonly sendingServerReceivedPerMessage?: number;
+  /** Scale-out: sends Redis brought to the server that did not send, per message. */
+  readonly otherServerReceivedPerMessage?: number;
   readonly repetitions?: number;
 }
 
@@ -85,7 +95,8 @@ function versionOf(spec: string): string {
   return "unknown";
 }
 
-export function machineInfo(): MachineInfo {
+/** The machine and the versions of what ran; `extra` adds versions found during the run (redis-server). */
+export function machineInfo(extra: Readonly<Record<string, string>> = {}): MachineInfo {
   const list = cpus();
   return {
     node: process.version,
@@ -96,9 +107,12 @@ export function machineInfo(): MachineInfo {
       v8: process.versions.v8,
       "@switchboard/core": versionOf("@switchboard/core"),
       "socket.io": versionOf("socket.io"),
+      "@socket.io/redis-adapter": versionOf("@socket.io/redis-adapter"),
+      ioredis: versionOf("ioredis"),
       ws: versionOf("ws"),
       mitata: versionOf("mitata"),
       "hdr-histogram-js": versionOf("hdr-histogram-js"),
+      ...extra,
     },
   };
 }

@@ -1,9 +1,10 @@
 /**
  * `npm run bench [-- --quick]`: Switchboard's group fan-out against Socket.IO and a raw `ws` floor.
  *
- * Flags: `--quick` (smaller N, shorter repetitions, under a minute), `--tiny` (the harness test's
+ * Flags: `--quick` (smaller N, shorter repetitions, about a minute), `--tiny` (the harness test's
  * configuration), `--out <dir>` (where latest.json and fanout.svg go; default benchmarks/results,
- * benchmarks/results/quick for --quick), `--only in-process|e2e`, `--cpu-prof` (the end-to-end
+ * benchmarks/results/quick for --quick), `--only in-process|e2e|scaleout` (scaleout: two servers
+ * of each system on a redis-server of its own, skipped with a note without one), `--cpu-prof` (the end-to-end
  * servers write V8 CPU profiles into the output directory; summarize one with
  * `node benchmarks/dist/profile-summary.js`). RESULTS.md is rewritten only by a full run of
  * everything into the default directory.
@@ -15,6 +16,7 @@ import { canPin, hardFdLimit, killChildren, pinSelf, spawnChild } from "./child-
 import { runSystems, stepsOf, type SystemPlan } from "./e2e/driver.js";
 import { fanoutSvg } from "./fanout-chart.js";
 import { PROFILES, type Profile, type ProfileName } from "./profiles.js";
+import { runScaleOut, scaleOutSteps } from "./scaleout/scaleout.js";
 import { Progress } from "./progress.js";
 import { buildTables, checkTargets, renderText, targetsTable } from "./report.js";
 import { updateResultsMarkdown } from "./results-markdown.js";
@@ -23,7 +25,7 @@ import { machineInfo, type ResultsFile, type ScenarioResult } from "./results.js
 interface Arguments {
   readonly profile: ProfileName;
   readonly out: string | undefined;
-  readonly only: "in-process" | "e2e" | undefined;
+  readonly only: "in-process" | "e2e" | "scaleout" | undefined;
   readonly cpuProfile: boolean;
 }
 
@@ -40,9 +42,9 @@ function parseArguments(argv: readonly string[]): Arguments {
     else if (flag === "--cpu-prof") cpuProfile = true;
     else if (flag === "--only") {
       const value = argv[++i];
-      if (value !== "in-process" && value !== "e2e") throw new Error("--only takes in-process or e2e");
+      if (value !== "in-process" && value !== "e2e" && value !== "scaleout") throw new Error("--only takes in-process, e2e or scaleout");
       only = value;
-    } else throw new Error(`unknown flag '${flag}' (try --quick, --tiny, --out <dir>, --only in-process|e2e, --cpu-prof)`);
+    } else throw new Error(`unknown flag '${flag}' (try --quick, --tiny, --out <dir>, --only in-process|e2e|scaleout, --cpu-prof)`);
   }
   return { profile, out, only, cpuProfile };
 }
@@ -94,9 +96,10 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   if (pinSelf(1)) notes.push("runner pinned to core 1, servers and the in-process benchmark to core 0, clients to core 1");
   else if (!canPin()) notes.push("taskset or a second core is missing: processes are not pinned");
-  const plans = args.only === "in-process" ? [] : plansFor(profile, notes);
-  const runInProcess = args.only !== "e2e";
-  const progress = new Progress((runInProcess ? 1 : 0) + plans.reduce((sum, plan) => sum + stepsOf(plan), 0));
+  const plans = args.only === undefined || args.only === "e2e" ? plansFor(profile, notes) : [];
+  const runInProcess = args.only === undefined || args.only === "in-process";
+  const runScaleOutScenario = args.only === undefined || args.only === "scaleout";
+  const progress = new Progress((runInProcess ? 1 : 0) + plans.reduce((sum, plan) => sum + stepsOf(plan), 0) + (runScaleOutScenario ? scaleOutSteps(profile) : 0));
   for (const note of notes) progress.note(`bench: ${note}`);
 
   const scenarios: ScenarioResult[] = [];
@@ -108,9 +111,17 @@ async function main(): Promise<void> {
   }
   if (args.cpuProfile) mkdirSync(outDir, { recursive: true });
   if (plans.length > 0) scenarios.push(...(await runSystems(plans, profile, progress, args.cpuProfile ? outDir : undefined)));
+  let versions: Record<string, string> = {};
+  if (runScaleOutScenario) {
+    const result = await runScaleOut(profile, progress, hardFdLimit() - FD_HEADROOM, args.cpuProfile ? outDir : undefined);
+    scenarios.push(...result.scenarios);
+    for (const note of result.notes) progress.note(`bench: ${note}`);
+    notes.push(...result.notes);
+    versions = result.versions;
+  }
   progress.done();
 
-  const results: ResultsFile = { machine: machineInfo(), profile: profile.name, date: new Date().toISOString(), command: commandLine(argv), notes, scenarios };
+  const results: ResultsFile = { machine: machineInfo(versions), profile: profile.name, date: new Date().toISOString(), command: commandLine(argv), notes, scenarios };
   mkdirSync(outDir, { recursive: true });
   writeFileSync(resolve(outDir, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   const subtitle = `${results.machine.cpuModel}, ${results.machine.cpus} cores, Node ${results.machine.node}; JSON over loopback, ${profile.e2e.payloadBytes} B payload, profile ${profile.name}`;

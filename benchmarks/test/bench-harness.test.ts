@@ -3,7 +3,7 @@
  * benchmark, servers, clients) starts, talks, measures and goes away, and the results file and
  * chart come out valid with every system in them. Correctness only: no timing is asserted.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,8 @@ import { describe, expect, it } from "vitest";
 const RUN = fileURLToPath(new URL("../dist/run.js", import.meta.url));
 const LATEST = fileURLToPath(new URL("../results/latest.json", import.meta.url));
 const SYSTEMS = ["switchboard", "socket.io", "raw-ws"];
+/** The scale-out scenario needs redis-server; without it the run skips it with a note. */
+const redisInstalled = spawnSync("redis-server", ["--version"]).error === undefined;
 
 interface Outcome {
   readonly code: number | null;
@@ -68,7 +70,7 @@ describe("npm run bench harness", () => {
     const pidFile = join(dir, "pids");
     const latestBefore = existsSync(LATEST) ? statSync(LATEST).mtimeMs : undefined;
     try {
-      const outcome = await runHarness(["--tiny", "--out", dir], { BENCH_PID_FILE: pidFile }, 27_000);
+      const outcome = await runHarness(["--tiny", "--out", dir], { BENCH_PID_FILE: pidFile }, 80_000);
       expect(outcome.code, outcome.stderr).toBe(0);
       // No child crashed or complained, even after it had answered.
       expect(outcome.stderr).not.toMatch(/\w*Error\b|Unhandled|\[bench (error|warn|client)\]/);
@@ -85,6 +87,26 @@ describe("npm run bench harness", () => {
         for (const [key, value] of Object.entries(scenario)) {
           if (!["name", "system", "protocol"].includes(key)) expect(Number.isFinite(value), `${scenario.name} ${key}`).toBe(true);
         }
+      }
+
+      // Scale-out: counts, not timings. One publish per message sent to the group, and one message
+      // through Redis for the server that did not send, whatever the group's size.
+      const scaleOut = results.scenarios.filter((s) => s.name.startsWith("scale-out fan-out"));
+      if (redisInstalled) {
+        for (const system of ["switchboard", "socket.io"]) {
+          const runs = scaleOut.filter((s) => s.system === system);
+          expect(runs.map((s) => s["burst"]).sort(), system).toEqual([1, 10]);
+          for (const run of runs) {
+            expect(run, `${system} burst ${run["burst"]}`).toMatchObject({ servers: 2, redisPublishesPerMessage: 1, sendingServerReceivedPerMessage: 0, otherServerReceivedPerMessage: 1 });
+            for (const key of ["deliveriesPerCpuSecond", "deliveriesPerSecond", "lastRecipientMs"]) expect(run[key], `${system} ${key}`).toBeGreaterThan(0);
+            expect(run["redisMicrosPerDelivery"]).toBeGreaterThanOrEqual(0);
+          }
+        }
+        expect(outcome.stdout).toContain("Scale-out over Redis");
+        expect((results.machine["versions"] as Record<string, string>)["redis-server"]).toMatch(/^\d/);
+      } else {
+        expect(scaleOut).toEqual([]);
+        expect(results.notes.join("\n")).toContain("scale-out: skipped");
       }
 
       const e2e = results.scenarios.filter((s) => s.name.startsWith("e2e fan-out"));
@@ -127,11 +149,27 @@ describe("npm run bench harness", () => {
       expect(existsSync(LATEST) ? statSync(LATEST).mtimeMs : undefined).toBe(latestBefore);
 
       const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
-      expect(pids.length).toBe(11); // in-process + 5 × (server, client)
+      // in-process + 5 × (server, client), and for scale-out redis-server + 2 × (2 servers, client)
+      expect(pids.length).toBe(redisInstalled ? 18 : 11);
       expect(await allGone(pids, 3_000)).toEqual([]);
     } finally {
       if (existsSync(pidFile)) for (const pid of readFileSync(pidFile, "utf8").trim().split("\n").map(Number)) if (alive(pid)) process.kill(pid, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 90_000);
+
+  it("skips the scale-out scenario with a printed reason when redis-server is missing, and still writes its results", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+    try {
+      // No PATH entry holds redis-server (nor taskset: the run is simply not pinned).
+      const outcome = await runHarness(["--tiny", "--only", "scaleout", "--out", dir], { PATH: join(dir, "empty") }, 20_000);
+      expect(outcome.code, outcome.stderr).toBe(0);
+      expect(outcome.stderr).toContain("scale-out: skipped: redis-server is not installed");
+      const results = JSON.parse(readFileSync(join(dir, "latest.json"), "utf8")) as { scenarios: Scenario[]; notes: string[] };
+      expect(results.scenarios).toEqual([]);
+      expect(results.notes.join("\n")).toContain("scale-out: skipped");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 25_000);
 });

@@ -86,6 +86,11 @@ export interface Dialect {
   idle?(): void;
 }
 
+/** The server of connection `index`: round robin over `ports`, so a group's members spread evenly. */
+function portOf(ports: readonly number[], index: number): number {
+  return ports[index % ports.length]!;
+}
+
 function opened(ws: WebSocket): Promise<void> {
   return new Promise((resolve, reject) => {
     ws.once("open", () => resolve());
@@ -122,21 +127,21 @@ function msgpackInvocation(id: string, target: string, argument: string): Buffer
  * second, as the official client does; the server then keeps every message until it is acked.
  */
 export class SignalRDialect implements Dialect {
-  readonly #port: number;
+  readonly #ports: readonly number[];
   readonly #protocol: "json" | "messagepack";
   readonly #stateful: boolean;
   #agent: Agent | undefined;
 
-  constructor(port: number, protocol: SignalRProtocol) {
-    this.#port = port;
+  constructor(ports: readonly number[], protocol: SignalRProtocol) {
+    this.#ports = ports;
     this.#protocol = protocol === "messagepack" ? "messagepack" : "json";
     this.#stateful = protocol === "json+stateful";
   }
 
-  #negotiate(): Promise<string> {
+  #negotiate(port: number): Promise<string> {
     this.#agent ??= new Agent({ keepAlive: true, maxSockets: 16 });
     return new Promise((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: this.#port, path: `/bench/negotiate?negotiateVersion=1${this.#stateful ? "&useStatefulReconnect=true" : ""}`, method: "POST", agent: this.#agent, headers: { "content-length": "0" } }, (res) => {
+      const req = request({ host: "127.0.0.1", port, path: `/bench/negotiate?negotiateVersion=1${this.#stateful ? "&useStatefulReconnect=true" : ""}`, method: "POST", agent: this.#agent, headers: { "content-length": "0" } }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => {
@@ -150,8 +155,9 @@ export class SignalRDialect implements Dialect {
   }
 
   async open(index: number): Promise<BenchSocket> {
-    const token = await this.#negotiate();
-    const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${this.#port}/bench?id=${encodeURIComponent(token)}`, WS_OPTIONS), this);
+    const port = portOf(this.#ports, index);
+    const token = await this.#negotiate(port);
+    const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${port}/bench?id=${encodeURIComponent(token)}`, WS_OPTIONS), this);
     await opened(socket.ws);
     const answer = socket.wait();
     socket.ws.send(`{"protocol":"${this.#protocol}","version":${this.#stateful ? 2 : 1}}${RS}`);
@@ -234,14 +240,14 @@ function msgpackCompletionFailed(body: Buffer): boolean {
 // ---- Socket.IO: engine.io v4 over raw ws ---------------------------------------------------------
 
 export class SocketIoDialect implements Dialect {
-  readonly #port: number;
+  readonly #ports: readonly number[];
 
-  constructor(port: number) {
-    this.#port = port;
+  constructor(ports: readonly number[]) {
+    this.#ports = ports;
   }
 
   async open(index: number): Promise<BenchSocket> {
-    const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${this.#port}/socket.io/?EIO=4&transport=websocket`, WS_OPTIONS), this);
+    const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${portOf(this.#ports, index)}/socket.io/?EIO=4&transport=websocket`, WS_OPTIONS), this);
     const handshake = socket.wait(); // engine.io "0{...}" open packet
     await opened(socket.ws);
     if ((await handshake)[0] !== 0x30) throw new Error("no engine.io open packet");
@@ -275,14 +281,14 @@ export class SocketIoDialect implements Dialect {
 // ---- raw ws floor ------------------------------------------------------------------------------
 
 export class RawDialect implements Dialect {
-  readonly #port: number;
+  readonly #ports: readonly number[];
 
-  constructor(port: number) {
-    this.#port = port;
+  constructor(ports: readonly number[]) {
+    this.#ports = ports;
   }
 
   async open(index: number): Promise<BenchSocket> {
-    const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${this.#port}/`, WS_OPTIONS), this);
+    const socket = new BenchSocket(index, new WebSocket(`ws://127.0.0.1:${portOf(this.#ports, index)}/`, WS_OPTIONS), this);
     await opened(socket.ws);
     socket.markReady();
     return socket;

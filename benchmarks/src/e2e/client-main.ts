@@ -17,16 +17,18 @@ function argument(name: string): string {
 
 const system = argument("--system") as SystemName;
 const protocol = argument("--protocol");
-const port = Number(argument("--port"));
+/** `--port a,b`: connection i goes to the i-th port modulo their number (scale-out: spread evenly). */
+const ports = argument("--port").split(",").map(Number);
+if (ports.some((port) => !Number.isInteger(port) || port <= 0)) throw new Error(`bad --port ${argument("--port")}`);
 
 function dialectFor(): Dialect {
   switch (system) {
     case "switchboard":
-      return new SignalRDialect(port, protocol === "messagepack" || protocol === "json+stateful" ? protocol : "json");
+      return new SignalRDialect(ports, protocol === "messagepack" || protocol === "json+stateful" ? protocol : "json");
     case "socket.io":
-      return new SocketIoDialect(port);
+      return new SocketIoDialect(ports);
     case "raw-ws":
-      return new RawDialect(port);
+      return new RawDialect(ports);
   }
   throw new Error(`unknown system '${system}'`);
 }

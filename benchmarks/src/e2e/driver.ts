@@ -42,9 +42,9 @@ let nextRound = 1;
 /**
  * Closed loop: sends a round (via the server), waits for the client process to report every
  * delivery of it, sends the next; stops after `durationMs` or `maxRounds`. Resolves with the
- * number of rounds completed.
+ * number of rounds completed. (The scale-out scenario runs it too, with one of its servers sending.)
  */
-function runRounds(server: ChildChannel, client: ChildChannel, group: string, burst: number, payloadBytes: number, durationMs: number, maxRounds: number): Promise<number> {
+export function runRounds(server: ChildChannel, client: ChildChannel, group: string, burst: number, payloadBytes: number, durationMs: number, maxRounds: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const deadline = performance.now() + durationMs;
     let rounds = 0;

@@ -7,7 +7,18 @@ export interface FanoutServer {
    * is `("m", stamp, payload)`; only the last one's stamp carries the `L` flag.
    */
   send(group: string, burst: number, round: number, payload: string): void;
+  /** Members of `group` connected to this server. */
   groupSize(group: string): number;
   connectionCount(): number;
+  /** Scaled out over Redis: what crossed Redis; undefined for a single server. */
+  readonly scaleOut?: ScaleOutProbe;
   close(): Promise<void>;
+}
+
+/** A scaled-out server's view of its traffic through Redis. */
+export interface ScaleOutProbe {
+  /** Sends of other servers that Redis brought to this one and its adapter/backplane handed on (its own echoes excluded). */
+  received(): number;
+  /** Settles once Redis has confirmed this server's subscriptions so far, so the next send reaches it. */
+  subscribed(): Promise<void>;
 }

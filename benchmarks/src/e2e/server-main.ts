@@ -2,7 +2,8 @@
  * The end-to-end server process: one system under test, driven over IPC by the runner. It is
  * pinned to its own core; `measure-begin`/`measure-end` bracket a repetition with
  * `process.cpuUsage()`, so every CPU microsecond the server spends (fan-out, socket writes, GC,
- * keep-alive, the control messages themselves) is charged to the deliveries.
+ * keep-alive, the control messages themselves) is charged to the deliveries. With `--redis <url>`
+ * it is one of the scale-out scenario's servers on that Redis and also counts what Redis brought it.
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { emit, serveCommands } from "../ipc.js";
@@ -24,6 +25,8 @@ interface SendArgs {
 export interface ServerMeasurement {
   readonly userMicros: number;
   readonly systemMicros: number;
+  /** Scaled out: sends of other servers that Redis brought to this one during the repetition. */
+  readonly receivedFromRedis?: number;
 }
 
 /** Process memory after collecting garbage. */
@@ -34,14 +37,23 @@ export interface MemorySample {
   readonly arrayBuffers: number;
 }
 
-const system = process.argv[process.argv.indexOf("--system") + 1] as SystemName;
-const starters: Record<SystemName, () => Promise<FanoutServer>> = { switchboard: startSwitchboard, "socket.io": startSocketIo, "raw-ws": startRaw };
+function option(name: string): string | undefined {
+  const index = process.argv.indexOf(name);
+  return index === -1 ? undefined : process.argv[index + 1];
+}
+
+const system = option("--system") as SystemName;
+/** `--redis <url>`: one of several servers of the scale-out scenario, on that Redis. */
+const redisUrl = option("--redis");
+const starters: Record<SystemName, (redisUrl?: string) => Promise<FanoutServer>> = { switchboard: startSwitchboard, "socket.io": startSocketIo, "raw-ws": startRaw };
 const starter = starters[system];
 if (starter === undefined) throw new Error(`unknown system '${system}'`);
-const server = await starter();
+if (redisUrl !== undefined && system === "raw-ws") throw new Error("the raw ws floor has no scale-out");
+const server = await starter(redisUrl);
 
 const payloads = new Map<number, string>();
 let begin = process.cpuUsage();
+let receivedBefore = 0;
 
 async function collectGarbage(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -60,11 +72,17 @@ serveCommands({
     server.send(group, burst, round, payload);
   },
   "measure-begin"() {
+    receivedBefore = server.scaleOut?.received() ?? 0;
     begin = process.cpuUsage();
   },
   "measure-end"(): ServerMeasurement {
     const used = process.cpuUsage(begin);
-    return { userMicros: used.user, systemMicros: used.system };
+    const probe = server.scaleOut;
+    return probe === undefined ? { userMicros: used.user, systemMicros: used.system } : { userMicros: used.user, systemMicros: used.system, receivedFromRedis: probe.received() - receivedBefore };
+  },
+  /** Scaled out: resolves once Redis has confirmed this server's subscriptions (after joins). */
+  async subscribed() {
+    await server.scaleOut?.subscribed();
   },
   async memory(): Promise<MemorySample> {
     await collectGarbage();

@@ -55,6 +55,11 @@ function readSection(data: Buffer, at: number): EncodedMessage | string {
   return at === data.length ? message : "trailing bytes";
 }
 
+/** Whether `data` is a send published by `node` (checked before any parsing: a server drops its own sends, which Redis echoes back). */
+export function sentBy(data: Buffer, node: Buffer): boolean {
+  return data.length > NODE_ID_LENGTH && data[0] === VERSION && node.compare(data, 1, 1 + NODE_ID_LENGTH) === 0;
+}
+
 /** A parsed envelope, or a reason it was dropped (another version, garbage, a bad target). */
 export type Envelope = { readonly node: Buffer; readonly hub: string; readonly target: SendTarget; readonly message: EncodedMessage } | { readonly error: string };
 

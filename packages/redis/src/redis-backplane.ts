@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BackplaneError, ConnectionTimeoutError, consoleLogger, OptionsError, SwitchboardError, type Backplane, type BackplaneReceiver, type BackplaneScope, type CommandAnswer, type ConnectionCommand, type EncodedMessage, type GroupDirectory, type Logger, type Page, type PageOptions, type SendTarget } from "@switchboard/core";
 import { RedisDirectory, type RedisClient } from "./redis-directory.js";
-import { COMMAND, NODE_ID_LENGTH, readCommand, readEnvelope, readReply, REPLY, writeCommand, writeEnvelope, writeReply } from "./envelope.js";
+import { COMMAND, NODE_ID_LENGTH, readCommand, readEnvelope, readReply, REPLY, sentBy, writeCommand, writeEnvelope, writeReply } from "./envelope.js";
 
 /** Options of a {@link RedisBackplane}. */
 export interface RedisBackplaneOptions {
@@ -328,12 +328,12 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     }
     if (data[0] === COMMAND) return this.#onCommand(data);
     if (data[0] === REPLY) return this.#onReply(data);
+    if (sentBy(data, this.#node)) return; // this server delivered it already
     const envelope = readEnvelope(data);
     if ("error" in envelope) {
       this.#logger.warn({ reason: envelope.error }, "Dropped a backplane message that is not Switchboard's (or another version's).");
       return;
     }
-    if (envelope.node.equals(this.#node)) return; // this server delivered it already
     this.#receiver?.deliver(envelope.hub, envelope.target, envelope.message);
   }
 

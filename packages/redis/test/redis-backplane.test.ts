@@ -356,6 +356,23 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     }
   }, 60_000);
 
+  it("subscribes every channel in one mode: on Redis 7 nothing is left on classic pub/sub", async () => {
+    await node();
+    await node();
+    await subscribed();
+    const raw = new Redis(redis.url);
+    try {
+      const sharded = (await raw.info("server")).includes("redis_version:7");
+      const classic = (await raw.call("PUBSUB", "CHANNELS")) as string[];
+      const shard = (await raw.call("PUBSUB", sharded ? "SHARDCHANNELS" : "CHANNELS")) as string[];
+      // The reply channels used to be subscribed classically too, before the mode was known.
+      if (sharded) expect(classic).toEqual([]);
+      expect(shard.filter((channel) => channel.includes(":reply:"))).toHaveLength(2);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
   it("T36 boots with Redis down, serves its own connections, and joins the farm when Redis comes up", async () => {
     await redis.stop();
     const logger = new MemoryLogger();
