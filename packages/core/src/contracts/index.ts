@@ -2,8 +2,9 @@
  * contracts/ — what plugins implement and what travels on the wire: the SignalR hub messages, the
  * `HubProtocol` a codec implements, the `TransportConnection` a transport implements (and the
  * shared `SerializedRecord` it writes), the `HubLifetimeManager` a backplane implements (and the
- * `Recipient` it delivers to), the `MembershipStore` persisted groups live in, the `SendTarget` a
- * send is addressed to, errors and `Logger`.
+ * `Recipient` it delivers to), the `Backplane` and `GroupDirectory` of scale-out, the
+ * `MembershipStore` persisted groups live in, the `UsedTokenStore` of single-use rejoin tokens, the
+ * `SendTarget` a send is addressed to, errors and `Logger`.
  *
  * Owns no behaviour beyond small value types. Must not know any other folder of the core, any
  * codec (JSON, MessagePack) or any transport library (`ws`): everything else builds on it.
