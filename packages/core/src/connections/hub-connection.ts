@@ -348,7 +348,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
         data = done.rest;
       }
       if (this.#is(HELD)) this.#releaseHold();
-      this.#parser!.parse(data, (this.#onMessage ??= (message) => (this.#inbox ??= []).push(message)));
+      // The parser is made at the first data after the handshake: an idle connection has none.
+      this.#parser ??= this.protocol!.createParser(this.#host.options);
+      this.#parser.parse(data, (this.#onMessage ??= (message) => (this.#inbox ??= []).push(message)));
     } catch (error) {
       if (this.#inboxHead === (this.#inbox?.length ?? 0)) {
         this.#protocolFault(error);
@@ -429,7 +431,6 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.protocol = protocol;
     this.protocolIndex = index;
     this.#format = protocol.transferFormat;
-    this.#parser = protocol.createParser(this.#host.options);
     this.#state = CONNECTED;
     this.lastReceivedAt = Date.now(); // the client timeout is armed here, not at the first Ping
     this.#writeNow(HANDSHAKE_RECORDS[this.#format]);
