@@ -81,8 +81,9 @@ const FLUSH_SCHEDULED = 1 << 0;
 /** The queue has records that could not be written (replay buffer full, held or transport lost). */
 const STALLED = 1 << 1;
 /**
- * The transport still held unsent bytes after the last write: only then can the connection be a
- * slow consumer, so only then does `enqueue` read the transport's buffered amount.
+ * The transport held unsent bytes when it was last written to: only then can the connection be a
+ * slow consumer, so only then does `enqueue` read the transport's buffered amount. (A socket that
+ * backs up during a write is caught at the next flush, which checks the cap before writing.)
  */
 const BACKED_UP = 1 << 2;
 /** Something was written since the last tick (`tick` turns it into the time of the last send). */
@@ -122,7 +123,8 @@ const LOST: TransportConnection = Object.freeze({
 });
 /**
  * One-slot array for a record written on its own (a single queued record, a Ping, an Ack), shared
- * by every connection: transports only read `records` during `write`. Emptied after each write.
+ * by every connection: transports only read `records` during `write`. It keeps the last such
+ * record until the next one (clearing it would touch it again after the socket write).
  */
 const SINGLE: SerializedRecord[] = [];
 
@@ -624,8 +626,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
     // Only a client whose socket is backed up can be slow: while everything written so far has
     // gone out, this turn's sends are queued whatever their size, so one big broadcast does not
     // close every healthy recipient. The transport's buffered amount only grows when we write, so
-    // the last write tells whether it can be non-zero (BACKED_UP); a fan-out to healthy sockets
-    // never reads it.
+    // it is read only when the socket held bytes at the last write (BACKED_UP; flush checks the
+    // cap again before writing): a fan-out to healthy sockets never reads it.
     if ((flags & (BACKED_UP | STALLED)) !== 0) {
       const buffered = this.#transport.bufferedAmount;
       if ((buffered > 0 || (flags & STALLED) !== 0) && buffered + this.#queuedBytes + size > this.#host.options.maxBufferedBytes) {
@@ -667,40 +669,64 @@ export class HubConnection implements ConnectionHandle, Recipient {
   flush(): void {
     this.#flags &= ~FLUSH_SCHEDULED;
     // Without stateful reconnect this one check is all the feature costs a flush.
-    if (this.#replay !== undefined) this.#flushTracked(this.#replay);
-    else this.#writeOutbox();
+    if (this.#replay !== undefined) {
+      this.#flushTracked(this.#replay);
+      return;
+    }
+    if (this.#queued === 0) return;
+    // The cap once more, at the write: a socket that backed up during its last write was not
+    // flagged yet (BACKED_UP is what the socket held BEFORE a write), so this turn's sends were
+    // queued unchecked; they are dropped rather than written past the cap.
+    const buffered = this.#transport.bufferedAmount;
+    if (buffered > 0 && buffered + this.#queuedBytes > this.#host.options.maxBufferedBytes) {
+      this.#clearQueue();
+      this.#slowConsumer();
+      return;
+    }
+    this.#writeOutbox();
   }
 
   #writeOutbox(): void {
     const count = this.#queued;
     if (count === 0) return;
+    if (this.#state === CLOSED) {
+      this.#clearQueue();
+      return;
+    }
     this.#queued = 0;
     this.#queuedBytes = 0;
     if (count === 1) {
-      const record = this.#head!;
+      SINGLE[0] = this.#head!;
       this.#head = undefined;
-      if (this.#state !== CLOSED) this.#writeSingle(record);
+      this.#write(SINGLE, 1);
       return;
     }
     const outbox = this.#outbox!;
-    if (this.#state !== CLOSED) this.#write(outbox, count);
+    this.#write(outbox, count);
     // Drop the references (records may be large); after an unusual burst, drop the slots too.
     if (count > OUTBOX_SLOTS_KEPT) this.#outbox = undefined;
     else for (let i = 0; i < count; i++) outbox[i] = undefined as unknown as SerializedRecord;
   }
 
-  /** Writes records `[0, count)` as one transport message and notes what the write left buffered. */
+  /**
+   * Writes records `[0, count)` as one transport message. The transport's buffered amount is read
+   * before the write, while its state is warm, and nothing of this connection is touched after
+   * it: the socket write is a system call, which on a VM with page-table isolation also empties
+   * the TLB, so every object touched afterwards costs a page walk per recipient. (The one-slot
+   * array keeps its record until the next single write: one record, not one per connection.)
+   */
   #write(records: readonly SerializedRecord[], count: number): void {
     const transport = this.#transport;
-    transport.write(records, count, this.#format);
-    // Read right after the write, while the transport's state is in cache: see BACKED_UP.
     this.#flags = transport.bufferedAmount > 0 ? this.#flags | SENT | BACKED_UP : (this.#flags | SENT) & ~BACKED_UP;
+    transport.write(records, count, this.#format);
   }
 
-  #writeSingle(record: SerializedRecord): void {
-    SINGLE[0] = record;
-    this.#write(SINGLE, 1);
-    SINGLE.length = 0;
+  /** Forgets what is queued (records may be large: do not keep them alive). */
+  #clearQueue(): void {
+    this.#queued = 0;
+    this.#queuedBytes = 0;
+    this.#head = undefined;
+    this.#outbox = undefined;
   }
 
   /**
@@ -730,7 +756,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#queued = left;
     this.#queuedBytes -= movedBytes;
     if (count === 1) {
-      SINGLE.length = 0;
+      SINGLE[0] = undefined as unknown as SerializedRecord;
       if (left === 0) this.#head = undefined;
     } else {
       if (moved > 0 && left > 0) records.copyWithin(0, moved, count);
@@ -754,8 +780,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** Writes a record that is not counted (Ping, Ack) on its own, outside the queue. */
   #writeControl(record: SerializedRecord, now: number): void {
-    this.#writeSingle(record);
     this.#lastSentAt = now;
+    SINGLE[0] = record;
+    this.#write(SINGLE, 1);
   }
 
   /** Queues `record` after everything queued and writes it all now (handshake reply, Close). */
@@ -912,11 +939,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     clearTimeout(this.#handshakeTimer);
     this.#state = CLOSED;
     this.#waiting = undefined;
-    // Unsent records may be large: do not keep them alive.
-    this.#queued = 0;
-    this.#queuedBytes = 0;
-    this.#head = undefined;
-    this.#outbox = undefined;
+    this.#clearQueue();
     this.#replay = undefined;
     this.#transport.close(); // a no-op when the transport is the one that closed
     this.#streams?.closeAll();
