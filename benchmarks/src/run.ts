@@ -72,7 +72,7 @@ function plansFor(profile: Profile, notes: string[]): SystemPlan[] {
 }
 
 async function inProcess(profile: Profile, progress: Progress): Promise<{ scenarios: ScenarioResult[]; notes: string[] }> {
-  progress.next("in-process: starting");
+  progress.next("in-process (sink transports): hot path ns per recipient, pipeline, group churn");
   const { channel } = await spawnChild("in-process benchmark", "./in-process/main.js", [], { core: 0, exposeGc: true });
   try {
     channel.on("progress", (text) => progress.update(`in-process: ${String(text)}`));

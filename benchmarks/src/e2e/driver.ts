@@ -127,18 +127,26 @@ async function measureRepetition(running: Running, members: number, burst: numbe
   };
 }
 
-/** Warm-up for each system, then the repetitions of all systems in turn; medians per system. */
+/**
+ * Warm-up for each system, then the repetitions of all systems in turn; medians per system. A
+ * system's step starts (one progress line when not on a terminal) with its first timed
+ * repetition and says what is measured; warm-ups only rewrite the current line.
+ */
 async function measureFanout(systems: readonly Running[], members: number, burst: number, profile: Profile, step: Step): Promise<ScenarioResult[]> {
   const { payloadBytes, warmupMs, maxRounds } = profile.e2e;
+  const total = profile.e2e.repetitions;
   for (const running of systems) {
-    step.next(`${labelOf(running, members, burst)}: warm-up`);
+    step.update(`${labelOf(running, members, burst)}: warm-up (not measured)`);
     await running.client.request("arm", { deliveriesPerRound: members * burst });
     await runRounds(running.server, running.client, `m${members}`, burst, payloadBytes, warmupMs, maxRounds);
   }
+  const others = systems.length > 1 ? ` in turn with ${systems.length - 1} other system${systems.length > 2 ? "s" : ""}` : "";
   const repetitions = systems.map((): Repetition[] => []);
-  for (let r = 1; r <= profile.e2e.repetitions; r++) {
+  for (let r = 1; r <= total; r++) {
     for (const [index, running] of systems.entries()) {
-      step.update(`${labelOf(running, members, burst)}: repetition ${r}/${profile.e2e.repetitions}`);
+      const label = labelOf(running, members, burst);
+      if (r === 1) step.next(`${label}: deliveries per server CPU-second and latency, ${total} repetitions${others}`);
+      else step.update(`${label}: deliveries per server CPU-second and latency, repetition ${r}/${total}`);
       repetitions[index]!.push(await measureRepetition(running, members, burst, profile));
     }
   }
@@ -172,10 +180,10 @@ async function memorySamples(server: ChildChannel, count: number): Promise<Memor
 
 async function measureMemory(running: Running, low: number, high: number, profile: Profile, step: Step): Promise<ScenarioResult> {
   const { plan, server, client } = running;
-  step.next(`memory ${plan.system}: ${low} idle connections`);
+  step.next(`idle memory ${plan.system}: heap and RSS per connection, at ${low} and ${high} idle connections`);
   running.connected = await client.request<number>("connect", { count: low });
   const atLow = await memorySamples(server, profile.repetitions);
-  step.update(`memory ${plan.system}: ${high} idle connections`);
+  step.update(`idle memory ${plan.system}: heap and RSS at ${high} idle connections`);
   running.connected = await client.request<number>("connect", { count: high - low });
   const atHigh = await memorySamples(server, profile.repetitions);
   const stats = await server.request<{ connections: number }>("stats", {});

@@ -24,8 +24,23 @@ class JsonHubMessageParser implements HubMessageParser {
   readonly #splitter: TextRecordSplitter;
   readonly #maxDepth: number;
   #onMessage: (message: HubMessage) => void = noMessage;
-  // Created once per connection, not once per incoming chunk.
-  readonly #onRecord = (record: Uint8Array): void => {
+
+  constructor(limits: ParserLimits) {
+    this.#splitter = new TextRecordSplitter(limits.maxMessageSize);
+    this.#maxDepth = limits.maxDepth;
+  }
+
+  parse(data: Uint8Array, onMessage: (message: HubMessage) => void): void {
+    this.#onMessage = onMessage;
+    try {
+      // A shared method called on this parser: no closure per connection.
+      this.#splitter.split(data, JsonHubMessageParser.#parseRecord, this);
+    } finally {
+      this.#onMessage = noMessage;
+    }
+  }
+
+  static #parseRecord(this: JsonHubMessageParser, record: Uint8Array): void {
     if (exceedsNestingDepth(record, this.#maxDepth)) throw new NestingTooDeepError(this.#maxDepth);
     let value: unknown;
     try {
@@ -36,20 +51,6 @@ class JsonHubMessageParser implements HubMessageParser {
     }
     const message = readJsonMessage(value);
     if (message !== undefined) this.#onMessage(message);
-  };
-
-  constructor(limits: ParserLimits) {
-    this.#splitter = new TextRecordSplitter(limits.maxMessageSize);
-    this.#maxDepth = limits.maxDepth;
-  }
-
-  parse(data: Uint8Array, onMessage: (message: HubMessage) => void): void {
-    this.#onMessage = onMessage;
-    try {
-      this.#splitter.split(data, this.#onRecord);
-    } finally {
-      this.#onMessage = noMessage;
-    }
   }
 }
 

@@ -46,29 +46,30 @@ const AVAILABLE: Readonly<Record<TransportType, AvailableTransport>> = {
   ServerSentEvents: Object.freeze({ transport: "ServerSentEvents", transferFormats: Object.freeze(["Text"] as const) }),
   LongPolling: Object.freeze({ transport: "LongPolling", transferFormats: Object.freeze(["Text", "Binary"] as const) }),
 };
-const kHandle = Symbol("switchboard.connectionHandle");
-const kLogger = Symbol("switchboard.logger");
-const kSockets = Symbol("switchboard.sockets");
+/** A socket's back-reference to its {@link WebSocketConnection} (one property: `ws` objects are big enough). */
+const kConnection = Symbol("switchboard.connection");
 /** Marks an http.Server that has a transport (Symbol.for: seen by every copy of this package). */
 const kAttached = Symbol.for("switchboard.transport.attached");
 const OPTION_KEYS: readonly (keyof HttpTransportOptions)[] = ["transports", "maxPayload", "closeTimeout", "pollTimeout", "disconnectTimeout", "cors", "allowedOrigins", "maxConnectionsPerAddress"];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-type TrackedSocket = WebSocket & { [kHandle]?: ConnectionHandle; [kLogger]?: Logger; [kSockets]?: Set<TrackedSocket> };
+type TrackedSocket = WebSocket & { [kConnection]?: WebSocketConnection };
 
 // Socket listeners are module-level functions that reach their connection through a symbol
 // back-reference: no closures per connection.
 function onSocketMessage(this: TrackedSocket, data: Buffer): void {
-  this[kHandle]?.receive(data);
+  this[kConnection]?.handle?.receive(data);
 }
 function onSocketClose(this: TrackedSocket, code: number): void {
-  this[kSockets]?.delete(this);
+  const connection = this[kConnection];
+  connection?.openSockets?.delete(this);
   const normal = code === 1000 || code === 1001 || code === 1005;
-  this[kHandle]?.transportClosed(normal ? undefined : new Error(`WebSocket closed with status code: ${code}.`));
+  connection?.handle?.transportClosed(normal ? undefined : new Error(`WebSocket closed with status code: ${code}.`));
 }
 function onSocketError(this: TrackedSocket, error: Error): void {
   // ws closes the socket itself after a receive error (1002, 1007, 1009…); 'close' follows.
-  this[kLogger]?.debug({ connectionId: this[kHandle]?.connectionId, err: error }, "WebSocket error.");
+  const connection = this[kConnection];
+  connection?.logger.debug({ connectionId: connection.handle?.connectionId, err: error }, "WebSocket error.");
 }
 function onRawSocketError(): void {
   // Upgrade sockets can see ECONNRESET before ws owns them (CVE-2022-41940): never let it throw.
@@ -478,19 +479,19 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
   #accept(endpoint: ConnectionEndpoint, pending: PendingConnection, ws: TrackedSocket, req: IncomingMessage, query: Map<string, string>): void {
     // The error listener goes on before any data can flow: without it, one bad frame would throw
     // an unhandled 'error' and kill the process (CVE-2022-21676's shape).
-    ws[kLogger] = this.logger;
+    const connection = new WebSocketConnection(ws, this.logger);
+    ws[kConnection] = connection;
     ws.on("error", onSocketError);
     if (this.#stopping !== undefined) {
       endpoint.abandon(pending);
       ws.close(1001);
       return;
     }
-    const handle = endpoint.connect(pending, new WebSocketConnection(ws, this.logger), requestOf(req, query, "WebSockets"));
-    ws[kHandle] = handle;
+    connection.handle = endpoint.connect(pending, connection, requestOf(req, query, "WebSockets"));
     this.#sockets.add(ws);
     ws.on("message", onSocketMessage);
     ws.on("close", onSocketClose);
-    ws[kSockets] = this.#sockets;
+    connection.openSockets = this.#sockets;
   }
 
   /**

@@ -1,8 +1,9 @@
-import type { Logger, SerializedRecord, TransferFormat, TransportConnection } from "@switchboard/core";
+import type { Duplex } from "node:stream";
+import type { ConnectionHandle, Logger, SerializedRecord, TransferFormat, TransportConnection } from "@switchboard/core";
 import * as ws from "ws";
 import { WebSocket } from "ws";
 
-/** `ws` private API used for the frame-once path (the same one engine.io uses for pre-encoded frames). */
+/** `ws` private API checked for the frame-once path (the same one engine.io uses for pre-encoded frames). */
 interface FrameSender {
   sendFrame(list: readonly (Buffer | Uint8Array)[], cb?: (error?: Error) => void): void;
 }
@@ -24,13 +25,11 @@ const kTextFrame = Symbol("switchboard.ws.textFrame");
 const kBinaryFrame = Symbol("switchboard.ws.binaryFrame");
 
 /**
- * A cached frame: header and payload in ONE buffer, in the one-element list `sendFrame` takes, so
- * each recipient costs one `socket.write` (not a cork, two writes and a writev) and no list.
+ * A complete frame, header and payload in ONE buffer, so each recipient costs one `socket.write`
+ * (not a cork, two writes and a writev).
  */
-type CachedFrame = [Buffer];
-
-function completeFrame(payload: Uint8Array, binary: boolean): CachedFrame {
-  return [Buffer.concat(frameOf!(payload, binary ? BINARY_FRAME : TEXT_FRAME))];
+function completeFrame(payload: Uint8Array, binary: boolean): Buffer {
+  return Buffer.concat(frameOf!(payload, binary ? BINARY_FRAME : TEXT_FRAME));
 }
 
 /**
@@ -38,14 +37,14 @@ function completeFrame(payload: Uint8Array, binary: boolean): CachedFrame {
  * that got a burst flush one after another with the very same records, so the message is
  * concatenated and framed once per pass, not once per recipient. Dropped when the pass ends.
  */
-let lastBatch: { readonly records: SerializedRecord[]; readonly binary: boolean; readonly frame: CachedFrame } | undefined;
+let lastBatch: { readonly records: SerializedRecord[]; readonly binary: boolean; readonly frame: Buffer } | undefined;
 let batchDropQueued = false;
 function dropBatch(): void {
   lastBatch = undefined;
   batchDropQueued = false;
 }
 
-function batchFrame(records: readonly SerializedRecord[], count: number, binary: boolean): CachedFrame {
+function batchFrame(records: readonly SerializedRecord[], count: number, binary: boolean): Buffer {
   const batch = lastBatch;
   if (batch !== undefined && batch.binary === binary && batch.records.length === count) {
     let same = true;
@@ -78,23 +77,38 @@ function concatenate(records: readonly SerializedRecord[], count: number): Buffe
  * A {@link TransportConnection} over one `ws` WebSocket. A record sent alone is framed once and
  * the same frame bytes are written to every socket that receives it (group fan-out); several
  * records queued in one turn are concatenated into one WebSocket message.
+ *
+ * Frames go straight to the TCP socket under `ws`, as the raw floor of the benchmark does: `ws`'s
+ * Sender would only pass them on (it queues only while compressing, and permessage-deflate is
+ * never negotiated here), and skipping it spares a fan-out one object per recipient.
  */
 export class WebSocketConnection implements TransportConnection {
-  readonly transferFormats = FORMATS;
   readonly socket: WebSocket;
-  readonly #sender: FrameSender | undefined;
-  readonly #logger: Logger;
+  /** The TCP socket under `ws`, when the frame-once path is available. */
+  readonly #raw: Duplex | undefined;
+  readonly logger: Logger;
+  /** The core's side of this connection, once it is connected (read by the socket listeners). */
+  handle: ConnectionHandle | undefined;
+  /** The transport's set of open sockets, which this one leaves when it closes. */
+  openSockets: Set<WebSocket> | undefined;
 
   constructor(socket: WebSocket, logger: Logger) {
     this.socket = socket;
-    this.#logger = logger;
-    // The frame-once path needs ws's Sender and no permessage-deflate (which we never negotiate).
-    const sender = (socket as unknown as { _sender?: Partial<FrameSender> })._sender;
-    this.#sender = frameOf !== undefined && typeof sender?.sendFrame === "function" ? (sender as FrameSender) : undefined;
+    this.logger = logger;
+    // The frame-once path needs ws's framing, its Sender (to be sure the frames are ours to
+    // write), and no permessage-deflate (which we never negotiate).
+    const internals = socket as unknown as { _sender?: Partial<FrameSender>; _socket?: Partial<Duplex> };
+    const raw = internals._socket;
+    this.#raw = frameOf !== undefined && typeof internals._sender?.sendFrame === "function" && typeof raw?.write === "function" ? (raw as Duplex) : undefined;
+  }
+
+  get transferFormats(): readonly TransferFormat[] {
+    return FORMATS;
   }
 
   get bufferedAmount(): number {
-    return this.socket.bufferedAmount;
+    // ws adds the bytes its Sender queues, which it does only while compressing (never here).
+    return this.#raw !== undefined ? this.#raw.writableLength : this.socket.bufferedAmount;
   }
 
   write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void {
@@ -102,26 +116,27 @@ export class WebSocketConnection implements TransportConnection {
     if (socket.readyState !== WebSocket.OPEN) return;
     const binary = format === "binary";
     try {
+      const raw = this.#raw;
       if (count === 1) {
         const record = records[0]!;
-        if (this.#sender !== undefined) {
+        if (raw !== undefined) {
           const key = binary ? kBinaryFrame : kTextFrame;
-          let frame = record.cached(key) as CachedFrame | undefined;
+          let frame = record.cached(key) as Buffer | undefined;
           if (frame === undefined) {
             frame = completeFrame(record.bytes, binary);
             record.cache(key, frame);
           }
-          this.#sender.sendFrame(frame);
+          raw.write(frame);
           return;
         }
         socket.send(record.bytes, binary ? SEND_BINARY : SEND_TEXT);
         return;
       }
-      if (this.#sender !== undefined) this.#sender.sendFrame(batchFrame(records, count, binary));
+      if (raw !== undefined) raw.write(batchFrame(records, count, binary));
       else socket.send(concatenate(records, count), binary ? SEND_BINARY : SEND_TEXT);
     } catch (error) {
       // A write on a socket that is going away: the close event follows.
-      this.#logger.debug({ err: error }, "WebSocket write failed.");
+      this.logger.debug({ err: error }, "WebSocket write failed.");
     }
   }
 

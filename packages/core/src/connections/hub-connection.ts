@@ -75,6 +75,36 @@ const OUTBOX_SLOTS_KEPT = 1024;
 const HANDSHAKING = 0;
 const CONNECTED = 1;
 const CLOSED = 2;
+// Bits of HubConnection's flags.
+/** The connection is in the flush scheduler's list for this turn. */
+const FLUSH_SCHEDULED = 1 << 0;
+/** The queue has records that could not be written (replay buffer full, held or transport lost). */
+const STALLED = 1 << 1;
+/**
+ * The transport held unsent bytes when it was last written to: only then can the connection be a
+ * slow consumer, so only then does `enqueue` read the transport's buffered amount. (A socket that
+ * backs up during a write is caught at the next flush, which checks the cap before writing.)
+ */
+const BACKED_UP = 1 << 2;
+/** Something was written since the last tick (`tick` turns it into the time of the last send). */
+const SENT = 1 << 3;
+/** Hub messages wait for the client's first frame after a stateful handshake (§8.4). */
+const HELD = 1 << 4;
+/** The client negotiated stateful reconnect. */
+const STATEFUL_ALLOWED = 1 << 5;
+const REATTACHING = 1 << 6;
+/** Reading is paused for the invocation queue. */
+const QUEUE_PAUSED = 1 << 7;
+/** An upload stream holds more items than its buffer: reading waits for the hub method. */
+const UPLOADS_PAUSED = 1 << 8;
+/** Reading is paused for the backlog of parsed records. */
+const BACKLOG_PAUSED = 1 << 9;
+/** Whether the transport was last told to pause. */
+const READING_PAUSED = 1 << 10;
+const CLOSE_MESSAGE_SENT = 1 << 11;
+const DRAIN_SCHEDULED = 1 << 12;
+/** An async `onConnected` runs: invocations wait for it, as in ASP.NET. */
+const CONNECTING = 1 << 13;
 /**
  * Longest wait for the client's first frame after a stateful handshake. The v10 client counts
  * incoming messages only once its post-handshake code ran, which it signals with a Ping; hub
@@ -91,8 +121,15 @@ const LOST: TransportConnection = Object.freeze({
   pause(): void {},
   resume(): void {},
 });
-/** One-slot array for control records (Ping, Ack) written on their own; emptied after each write. */
-const CONTROL: SerializedRecord[] = [];
+/**
+ * One-slot array for a record written on its own (a single queued record, a Ping, an Ack), shared
+ * by every connection: transports only read `records` during `write`. It keeps the last such
+ * record until the next one (clearing it would touch it again after the socket write).
+ */
+const SINGLE: SerializedRecord[] = [];
+
+/** The inbox of a connection that has none (nothing is ever written to it). */
+const NO_MESSAGES: HubMessage[] = [];
 
 /** Close text for errors that end a connection (ASP.NET's wording, §4.6). */
 export const CONNECTION_ERROR_TEXT = "Connection closed with an error.";
@@ -135,99 +172,108 @@ export class TransportLease implements ConnectionHandle {
  * new transport with a Sequence and a replay of what the client has not acknowledged.
  */
 export class HubConnection implements ConnectionHandle, Recipient {
+  // Read or written for every recipient of a send, so declared first: V8 lays fields out in
+  // declaration order, and a fan-out then touches one or two cache lines of each connection.
+  #state = HANDSHAKING;
+  /** Booleans, as bits (see the flag constants): one field instead of a dozen. */
+  #flags = 0;
+  /** Records queued for the next flush, and their bytes. */
+  #queued = 0;
+  #queuedBytes = 0;
+  /** The queued record while exactly one is queued (the common case: no array is touched). */
+  #head: SerializedRecord | undefined = undefined;
+  /** The queued records while two or more are queued; made when first needed. */
+  #outbox: SerializedRecord[] | undefined = undefined;
+  #transport: TransportConnection;
+  readonly #host: ConnectionHost;
+  /** Set at a version-2 handshake of a connection that negotiated stateful reconnect. */
+  #replay: ReplayBuffer | undefined = undefined;
+  protocolIndex = -1;
+  /** Set by sends that deduplicate recipients (e.g. several groups); see the lifetime manager. */
+  sendStamp = 0;
+  #format: TransferFormat = "text";
+
   readonly connectionId: string;
   readonly request: ConnectionRequest;
   readonly #parentContainer: DependencyContainer;
   #container: DependencyContainer | undefined;
   #items: Map<unknown, unknown> | undefined;
   #callerClients: unknown;
-  /** Names of the groups this connection is in (maintained by the group registry). */
-  readonly groups = new Set<string>();
+  #groups: Set<string> | undefined;
   userIdentifier: string | null = null;
   /** The principal that opened the connection (from `authenticate`), or null. */
   user: Principal | null = null;
   /** When the user's authentication expires (ms since the epoch; `closeOnAuthenticationExpiration`): the connection is closed then. */
   authenticationExpiresAt = Infinity;
   protocol: HubProtocol | undefined;
-  protocolIndex = -1;
-  /** Set by sends that deduplicate recipients (e.g. several groups); see the lifetime manager. */
-  sendStamp = 0;
-  lastSentAt = 0;
+  /** When something was last written (kept by `tick` from the {@link SENT} bit, and by control writes). */
+  #lastSentAt = 0;
   lastReceivedAt = 0;
   /** Per-connection objects handed to hubs; created once by the endpoint after the handshake. */
   callerContext!: HubCallerContext;
 
-  readonly #host: ConnectionHost;
-  #transport: TransportConnection;
-  readonly #statefulAllowed: boolean;
-  /** Set at a version-2 handshake of a connection that negotiated stateful reconnect. */
-  #replay: ReplayBuffer | undefined;
-  /** Hub messages wait for the client's first frame after a stateful handshake (§8.4). */
-  #held = false;
   #heldSince = 0;
-  /** The outbox has records that could not be written (replay buffer full, held or transport lost). */
-  #stalled = false;
   /** When the transport was lost (0 while one is attached). */
   #detachedAt = 0;
-  /** A reattach was admitted and its transport is opening (set by the endpoint). */
-  reattaching = false;
-  #state = HANDSHAKING;
-  #format: TransferFormat = "text";
   #handshake: HandshakeReader | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
   #parser: HubMessageParser | undefined;
-  readonly #outbox: SerializedRecord[] = [];
-  #outboxCount = 0;
-  #outboxBytes = 0;
-  #flushScheduled = false;
   #running = 0;
-  readonly #waiting: (InvocationMessage | StreamInvocationMessage)[] = [];
-  #paused = false;
-  /** An upload stream holds more items than its buffer: reading waits for the hub method. */
-  #uploadsPaused = false;
-  /** Whether the transport was last told to pause. */
-  #readingPaused = false;
+  /** Invocations waiting for a slot (`maxParallelInvocations`); made when first needed. */
+  #waiting: (InvocationMessage | StreamInvocationMessage)[] | undefined;
   /** Streams and client results, made on first use. */
   #streams: ConnectionStreams | undefined;
-  #closeMessageSent = false;
   /** A protocol fault whose Close waits until the invocations read before the bad record have started. */
   #pendingFault: { readonly message: CloseMessage; readonly error: Error | undefined } | undefined;
   /**
    * Parsed records not handled yet (from `#inboxHead`): a connection handles at most
    * `maxMessagesPerTurn` per event-loop turn, so one frame full of small records cannot hold the
    * loop; reading from its transport pauses until the backlog is handled, which bounds it.
+   * Made at the first data after the handshake, like the callbacks below: an idle connection has none.
    */
-  #inbox: HubMessage[] = [];
+  #inbox: HubMessage[] | undefined;
   #inboxHead = 0;
   #budget = 0;
   #budgetTurn = -1;
-  /** Reading is paused for the backlog (beside `#paused`, for the invocation queue). */
-  #backlogPaused = false;
-  #drainScheduled = false;
   /** A parse error after the backlog's records: raised once they were handled. */
   #inboxFault: unknown;
-  readonly #onMessage = (message: HubMessage): void => {
-    this.#inbox.push(message);
-  };
-  readonly #drainLater = (): void => {
-    this.#drainScheduled = false;
-    this.#drain();
-  };
-  readonly #onInvocationDone = (): void => this.#invocationDone();
-  /** True while an async `onConnected` runs: invocations wait for it, as in ASP.NET. */
-  #connecting = false;
+  #onMessage: ((message: HubMessage) => void) | undefined;
+  #drainLater: (() => void) | undefined;
+  #onInvocationDone: (() => void) | undefined;
 
   /** `statefulReconnect`: the client negotiated it; it is active once the handshake asks for version 2. */
   constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, container: DependencyContainer, statefulReconnect = false) {
     this.#host = host;
     this.connectionId = connectionId;
     this.#transport = transport;
-    this.#statefulAllowed = statefulReconnect;
+    if (statefulReconnect) this.#flags = STATEFUL_ALLOWED;
     this.request = request;
     this.#parentContainer = container;
     this.#handshake = new HandshakeReader(host.options.maxMessageSize);
     this.#handshakeTimer = setTimeout(() => this.#handshakeFailed("Handshake was canceled."), host.options.handshakeTimeout);
-    this.lastReceivedAt = this.lastSentAt = Date.now();
+    this.lastReceivedAt = this.#lastSentAt = Date.now();
+  }
+
+  #is(flag: number): boolean {
+    return (this.#flags & flag) !== 0;
+  }
+
+  #mark(flag: number, on: boolean): void {
+    this.#flags = on ? this.#flags | flag : this.#flags & ~flag;
+  }
+
+  /** Names of the groups this connection is in (maintained by the group registry); made on first use. */
+  get groups(): Set<string> {
+    return (this.#groups ??= new Set());
+  }
+
+  /** A reattach was admitted and its transport is opening (set by the endpoint). */
+  get reattaching(): boolean {
+    return this.#is(REATTACHING);
+  }
+
+  set reattaching(value: boolean) {
+    this.#mark(REATTACHING, value);
   }
 
   /**
@@ -250,7 +296,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** Bytes queued for this connection and not yet on the network (outbox and transport). */
   get pendingBytes(): number {
-    return this.#transport.bufferedAmount + this.#outboxBytes;
+    return this.#transport.bufferedAmount + this.#queuedBytes;
   }
 
   /** This connection's streams and client results, made on first use. */
@@ -260,8 +306,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** An upload stream was read below its buffer: read from the client again unless another is still full. */
   #uploadsDrained(): void {
-    if (!this.#uploadsPaused || this.#streams?.uploadsFull === true) return;
-    this.#uploadsPaused = false;
+    if (!this.#is(UPLOADS_PAUSED) || this.#streams?.uploadsFull === true) return;
+    this.#mark(UPLOADS_PAUSED, false);
     if (this.#state !== CLOSED) this.#syncReading();
   }
 
@@ -287,7 +333,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** True while a new transport may take this connection over: stateful and not ending. */
   get resumable(): boolean {
-    return this.#replay !== undefined && this.#state === CONNECTED && !this.#closeMessageSent;
+    return this.#replay !== undefined && this.#state === CONNECTED && !this.#is(CLOSE_MESSAGE_SENT);
   }
 
   // ---- receive ---------------------------------------------------------------------------
@@ -303,10 +349,12 @@ export class HubConnection implements ConnectionHandle, Recipient {
         if (done.rest.length === 0) return;
         data = done.rest;
       }
-      if (this.#held) this.#releaseHold();
-      this.#parser!.parse(data, this.#onMessage);
+      if (this.#is(HELD)) this.#releaseHold();
+      // The parser is made at the first data after the handshake: an idle connection has none.
+      this.#parser ??= this.protocol!.createParser(this.#host.options);
+      this.#parser.parse(data, (this.#onMessage ??= (message) => (this.#inbox ??= []).push(message)));
     } catch (error) {
-      if (this.#inboxHead === this.#inbox.length) {
+      if (this.#inboxHead === (this.#inbox?.length ?? 0)) {
         this.#protocolFault(error);
         return;
       }
@@ -322,7 +370,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
       this.#budgetTurn = now;
       this.#budget = this.#host.options.maxMessagesPerTurn;
     }
-    const inbox = this.#inbox;
+    const inbox = this.#inbox ?? NO_MESSAGES;
     try {
       while (this.#inboxHead < inbox.length && this.#budget > 0 && this.#state !== CLOSED) {
         const message = inbox[this.#inboxHead]!;
@@ -331,24 +379,30 @@ export class HubConnection implements ConnectionHandle, Recipient {
         this.#dispatch(message);
       }
     } catch (error) {
-      this.#inbox = [];
+      this.#inbox = undefined;
       this.#inboxHead = 0;
       this.#inboxFault = undefined;
       this.#protocolFault(error);
       return;
     }
     if (this.#inboxHead < inbox.length && this.#state !== CLOSED) {
-      if (!this.#backlogPaused) {
-        this.#backlogPaused = true;
+      if (!this.#is(BACKLOG_PAUSED)) {
+        this.#mark(BACKLOG_PAUSED, true);
         this.#syncReading();
       }
-      if (!this.#drainScheduled) {
-        this.#drainScheduled = true;
-        setImmediate(this.#drainLater);
+      if (!this.#is(DRAIN_SCHEDULED)) {
+        this.#mark(DRAIN_SCHEDULED, true);
+        setImmediate(
+          (this.#drainLater ??= () => {
+            this.#mark(DRAIN_SCHEDULED, false);
+            this.#drain();
+          }),
+        );
       }
       return;
     }
-    this.#inbox = inbox.length > 0 ? [] : inbox;
+    // Everything was handled: the array goes (the next data makes a new one), so an idle connection keeps none.
+    this.#inbox = undefined;
     this.#inboxHead = 0;
     if (this.#inboxFault !== undefined) {
       const fault = this.#inboxFault;
@@ -356,8 +410,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
       if (this.#state !== CLOSED) this.#protocolFault(fault);
       return;
     }
-    if (this.#backlogPaused) {
-      this.#backlogPaused = false;
+    if (this.#is(BACKLOG_PAUSED)) {
+      this.#mark(BACKLOG_PAUSED, false);
       if (this.#state !== CLOSED) this.#syncReading();
     }
   }
@@ -379,20 +433,19 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.protocol = protocol;
     this.protocolIndex = index;
     this.#format = protocol.transferFormat;
-    this.#parser = protocol.createParser(this.#host.options);
     this.#state = CONNECTED;
     this.lastReceivedAt = Date.now(); // the client timeout is armed here, not at the first Ping
     this.#writeNow(HANDSHAKE_RECORDS[this.#format]);
-    if (this.#statefulAllowed && request.version >= 2) {
+    if (this.#is(STATEFUL_ALLOWED) && request.version >= 2) {
       this.#replay = new ReplayBuffer(this.#host.options.statefulReconnectBufferSize);
-      this.#held = this.#stalled = true;
+      this.#flags |= HELD | STALLED;
       this.#heldSince = this.lastReceivedAt;
     }
     const connecting = this.#host.connected(this);
     if (connecting !== undefined) {
-      this.#connecting = true;
+      this.#mark(CONNECTING, true);
       const done = (): void => {
-        this.#connecting = false;
+        this.#mark(CONNECTING, false);
         this.#invocationDone(false);
       };
       connecting.then(done, done);
@@ -422,7 +475,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#host.logger[known ? "debug" : "error"]({ connectionId: this.connectionId, err: error }, "Closing a connection after bad data.");
     const close: CloseMessage = { type: MessageType.Close, error: CONNECTION_ERROR_TEXT + detail, allowReconnect: true };
     const cause = error instanceof Error ? error : undefined;
-    if (this.#waiting.length > 0) {
+    if (this.#waiting !== undefined && this.#waiting.length > 0) {
       // Like ASP.NET, which reads the next record only once the previous invocation has a slot:
       // invocations before the bad record still start, in order, and the Close follows them.
       this.#pendingFault = { message: close, error: cause };
@@ -445,12 +498,12 @@ export class HubConnection implements ConnectionHandle, Recipient {
         return;
       case MessageType.Close:
         // The client is leaving: no Close is sent back (§4.6).
-        this.#closeMessageSent = true;
+        this.#mark(CLOSE_MESSAGE_SENT, true);
         this.#end(message.error !== undefined ? new Error(message.error) : undefined);
         return;
       case MessageType.StreamItem:
-        if (this.#streams?.item(message) === true && !this.#uploadsPaused) {
-          this.#uploadsPaused = true;
+        if (this.#streams?.item(message) === true && !this.#is(UPLOADS_PAUSED)) {
+          this.#mark(UPLOADS_PAUSED, true);
           this.#syncReading();
         }
         return;
@@ -486,11 +539,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
         return replay.receive();
       case MessageType.Ack:
         if (!replay.ack(message.sequenceId)) throw new InvalidMessageError("Ack ID greater than the number of messages sent.");
-        if (this.#outboxCount > 0 && !this.#flushScheduled) {
-          // Space was freed: the sends waiting for it go out.
-          this.#flushScheduled = true;
-          this.#host.scheduler.schedule(this);
-        }
+        // Space was freed: the sends waiting for it go out.
+        if (this.#queued > 0) this.#scheduleFlush();
         return false;
       case MessageType.Sequence:
         if (!replay.sequence(message.sequenceId)) throw new InvalidMessageError("Sequence ID greater than the number of messages received.");
@@ -503,13 +553,14 @@ export class HubConnection implements ConnectionHandle, Recipient {
   // ---- invocation queue (maxParallelInvocations, receive-side back-pressure) -------------
 
   #enqueueInvocation(message: InvocationMessage | StreamInvocationMessage): void {
-    if (!this.#connecting && this.#running < this.#host.options.maxParallelInvocations) {
+    if (!this.#is(CONNECTING) && this.#running < this.#host.options.maxParallelInvocations) {
       this.#start(message);
       return;
     }
-    this.#waiting.push(message);
-    if (!this.#paused && this.#waiting.length >= this.#host.options.maxQueuedInvocations) {
-      this.#paused = true;
+    const waiting = (this.#waiting ??= []);
+    waiting.push(message);
+    if (!this.#is(QUEUE_PAUSED) && waiting.length >= this.#host.options.maxQueuedInvocations) {
+      this.#mark(QUEUE_PAUSED, true);
       this.#syncReading();
     }
   }
@@ -520,9 +571,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * not counted, so one place decides).
    */
   #syncReading(): void {
-    const pause = this.#paused || this.#uploadsPaused || this.#backlogPaused;
-    if (pause === this.#readingPaused) return;
-    this.#readingPaused = pause;
+    const pause = this.#is(QUEUE_PAUSED | UPLOADS_PAUSED | BACKLOG_PAUSED);
+    if (pause === this.#is(READING_PAUSED)) return;
+    this.#mark(READING_PAUSED, pause);
     if (pause) {
       this.#transport.pause();
       return;
@@ -533,7 +584,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   #start(message: InvocationMessage | StreamInvocationMessage): void {
     this.#running++;
-    this.#host.invoke(this, message).then(this.#onInvocationDone, this.#onInvocationDone);
+    const done = (this.#onInvocationDone ??= () => this.#invocationDone());
+    this.#host.invoke(this, message).then(done, done);
   }
 
   /** An invocation finished (`finished`), or `onConnected` did: start what the free slots allow. */
@@ -541,17 +593,20 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (finished) this.#running--;
     // While reading is paused the client's pings cannot arrive: progress on its queue stands in
     // for them, so a slow but moving queue is not a timeout, and a hung one still is.
-    if (this.#readingPaused) this.lastReceivedAt = Date.now();
+    if (this.#is(READING_PAUSED)) this.lastReceivedAt = Date.now();
     if (this.#state === CLOSED) return;
-    while (!this.#connecting && this.#running < this.#host.options.maxParallelInvocations && this.#waiting.length > 0) {
-      this.#start(this.#waiting.shift()!);
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      while (!this.#is(CONNECTING) && this.#running < this.#host.options.maxParallelInvocations && waiting.length > 0) {
+        this.#start(waiting.shift()!);
+      }
     }
-    if (this.#pendingFault !== undefined && this.#waiting.length === 0) {
+    if (this.#pendingFault !== undefined && (waiting?.length ?? 0) === 0) {
       this.close(this.#pendingFault.message, this.#pendingFault.error);
       return;
     }
-    if (this.#paused && this.#waiting.length < this.#host.options.maxQueuedInvocations / 2) {
-      this.#paused = false;
+    if (this.#is(QUEUE_PAUSED) && (waiting?.length ?? 0) < this.#host.options.maxQueuedInvocations / 2) {
+      this.#mark(QUEUE_PAUSED, false);
       this.#syncReading();
     }
   }
@@ -567,42 +622,111 @@ export class HubConnection implements ConnectionHandle, Recipient {
   enqueue(record: SerializedRecord): void {
     if (this.#state !== CONNECTED) return;
     const size = record.bytes.length;
+    const flags = this.#flags;
     // Only a client whose socket is backed up can be slow: while everything written so far has
     // gone out, this turn's sends are queued whatever their size, so one big broadcast does not
-    // close every healthy recipient.
-    const buffered = this.#transport.bufferedAmount;
-    if ((buffered > 0 || this.#stalled) && buffered + this.#outboxBytes + size > this.#host.options.maxBufferedBytes) {
-      this.#slowConsumer();
-      return;
+    // close every healthy recipient. The transport's buffered amount only grows when we write, so
+    // it is read only when the socket held bytes at the last write (BACKED_UP; flush checks the
+    // cap again before writing): a fan-out to healthy sockets never reads it.
+    if ((flags & (BACKED_UP | STALLED)) !== 0) {
+      const buffered = this.#transport.bufferedAmount;
+      if ((buffered > 0 || (flags & STALLED) !== 0) && buffered + this.#queuedBytes + size > this.#host.options.maxBufferedBytes) {
+        this.#slowConsumer();
+        return;
+      }
     }
-    this.#outbox[this.#outboxCount++] = record;
-    this.#outboxBytes += size;
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
+    this.#append(record);
+    this.#queuedBytes += size;
+    if ((flags & FLUSH_SCHEDULED) === 0) {
+      this.#flags = flags | FLUSH_SCHEDULED;
       this.#host.scheduler.schedule(this);
     }
   }
 
-  /** Writes everything queued as one transport message. Called by the flush scheduler. */
-  flush(now = Date.now()): void {
-    this.#flushScheduled = false;
-    // Without stateful reconnect this one check is all the feature costs a flush.
-    if (this.#replay !== undefined) this.#flushTracked(this.#replay, now);
-    else this.#writeOutbox(now);
+  /** Adds `record` to the queue: the first in `#head`, from the second on all of them in `#outbox`. */
+  #append(record: SerializedRecord): void {
+    const count = this.#queued++;
+    if (count === 0) {
+      this.#head = record;
+      return;
+    }
+    const outbox = (this.#outbox ??= []);
+    if (count === 1) {
+      outbox[0] = this.#head!;
+      this.#head = undefined;
+    }
+    outbox[count] = record;
   }
 
-  #writeOutbox(now = Date.now()): void {
-    const count = this.#outboxCount;
-    if (count === 0) return;
-    this.#outboxCount = 0;
-    this.#outboxBytes = 0;
-    if (this.#state !== CLOSED) {
-      this.#transport.write(this.#outbox, count, this.#format);
-      this.lastSentAt = now;
+  /** Schedules a flush of what is queued, unless one is scheduled already. */
+  #scheduleFlush(): void {
+    if (this.#is(FLUSH_SCHEDULED)) return;
+    this.#flags |= FLUSH_SCHEDULED;
+    this.#host.scheduler.schedule(this);
+  }
+
+  /** Writes everything queued as one transport message. Called by the flush scheduler. */
+  flush(): void {
+    this.#flags &= ~FLUSH_SCHEDULED;
+    // Without stateful reconnect this one check is all the feature costs a flush.
+    if (this.#replay !== undefined) {
+      this.#flushTracked(this.#replay);
+      return;
     }
+    if (this.#queued === 0) return;
+    // The cap once more, at the write: a socket that backed up during its last write was not
+    // flagged yet (BACKED_UP is what the socket held BEFORE a write), so this turn's sends were
+    // queued unchecked; they are dropped rather than written past the cap.
+    const buffered = this.#transport.bufferedAmount;
+    if (buffered > 0 && buffered + this.#queuedBytes > this.#host.options.maxBufferedBytes) {
+      this.#clearQueue();
+      this.#slowConsumer();
+      return;
+    }
+    this.#writeOutbox();
+  }
+
+  #writeOutbox(): void {
+    const count = this.#queued;
+    if (count === 0) return;
+    if (this.#state === CLOSED) {
+      this.#clearQueue();
+      return;
+    }
+    this.#queued = 0;
+    this.#queuedBytes = 0;
+    if (count === 1) {
+      SINGLE[0] = this.#head!;
+      this.#head = undefined;
+      this.#write(SINGLE, 1);
+      return;
+    }
+    const outbox = this.#outbox!;
+    this.#write(outbox, count);
     // Drop the references (records may be large); after an unusual burst, drop the slots too.
-    if (count > OUTBOX_SLOTS_KEPT) this.#outbox.length = 0;
-    else for (let i = 0; i < count; i++) this.#outbox[i] = undefined as unknown as SerializedRecord;
+    if (count > OUTBOX_SLOTS_KEPT) this.#outbox = undefined;
+    else for (let i = 0; i < count; i++) outbox[i] = undefined as unknown as SerializedRecord;
+  }
+
+  /**
+   * Writes records `[0, count)` as one transport message. The transport's buffered amount is read
+   * before the write, while its state is warm, and nothing of this connection is touched after
+   * it: the socket write is a system call, which on a VM with page-table isolation also empties
+   * the TLB, so every object touched afterwards costs a page walk per recipient. (The one-slot
+   * array keeps its record until the next single write: one record, not one per connection.)
+   */
+  #write(records: readonly SerializedRecord[], count: number): void {
+    const transport = this.#transport;
+    this.#flags = transport.bufferedAmount > 0 ? this.#flags | SENT | BACKED_UP : (this.#flags | SENT) & ~BACKED_UP;
+    transport.write(records, count, this.#format);
+  }
+
+  /** Forgets what is queued (records may be large: do not keep them alive). */
+  #clearQueue(): void {
+    this.#queued = 0;
+    this.#queuedBytes = 0;
+    this.#head = undefined;
+    this.#outbox = undefined;
   }
 
   /**
@@ -610,57 +734,67 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * written together; the rest wait, in order, for Acks (back-pressure). While held (§8.4) nothing
    * moves; in the reconnect window records move without being written and are replayed later.
    */
-  #flushTracked(replay: ReplayBuffer, now: number): void {
-    if (this.#held || this.#outboxCount === 0) return;
-    const outbox = this.#outbox;
-    const count = this.#outboxCount;
+  #flushTracked(replay: ReplayBuffer): void {
+    const count = this.#queued;
+    if (this.#is(HELD) || count === 0) return;
+    let records: SerializedRecord[];
+    if (count === 1) {
+      SINGLE[0] = this.#head!;
+      records = SINGLE;
+    } else {
+      records = this.#outbox!;
+    }
     let moved = 0;
     let movedBytes = 0;
     while (moved < count && replay.hasRoom) {
-      const record = outbox[moved++]!;
+      const record = records[moved++]!;
       replay.push(record);
       movedBytes += record.bytes.length;
     }
-    if (moved > 0 && this.#detachedAt === 0) {
-      this.#transport.write(outbox, moved, this.#format);
-      this.lastSentAt = now;
+    if (moved > 0 && this.#detachedAt === 0) this.#write(records, moved);
+    const left = count - moved;
+    this.#queued = left;
+    this.#queuedBytes -= movedBytes;
+    if (count === 1) {
+      SINGLE[0] = undefined as unknown as SerializedRecord;
+      if (left === 0) this.#head = undefined;
+    } else {
+      if (moved > 0 && left > 0) records.copyWithin(0, moved, count);
+      for (let i = left; i < count; i++) records[i] = undefined as unknown as SerializedRecord;
+      if (left === 1) {
+        // One record left: it moves to #head, as #append expects.
+        this.#head = records[0]!;
+        records[0] = undefined as unknown as SerializedRecord;
+      }
+      if (count > OUTBOX_SLOTS_KEPT && left <= 1) this.#outbox = undefined;
     }
-    this.#outboxCount = count - moved;
-    this.#outboxBytes -= movedBytes;
-    if (moved < count) outbox.copyWithin(0, moved, count);
-    for (let i = this.#outboxCount; i < count; i++) outbox[i] = undefined as unknown as SerializedRecord;
-    if (count > OUTBOX_SLOTS_KEPT && this.#outboxCount === 0) outbox.length = 0;
-    this.#stalled = this.#outboxCount > 0 || this.#detachedAt !== 0;
+    this.#mark(STALLED, left > 0 || this.#detachedAt !== 0);
   }
 
   /** The client's first frame after a stateful handshake arrived (or the wait ran out): send what waited. */
   #releaseHold(): void {
-    this.#held = false;
-    this.#stalled = this.#detachedAt !== 0;
-    if (this.#outboxCount > 0 && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#host.scheduler.schedule(this);
-    }
+    this.#mark(HELD, false);
+    this.#mark(STALLED, this.#detachedAt !== 0);
+    if (this.#queued > 0) this.#scheduleFlush();
   }
 
-  /** Writes a record that is not counted (Ping, Ack) on its own, outside the outbox. */
+  /** Writes a record that is not counted (Ping, Ack) on its own, outside the queue. */
   #writeControl(record: SerializedRecord, now: number): void {
-    CONTROL[0] = record;
-    this.#transport.write(CONTROL, 1, this.#format);
-    CONTROL.length = 0;
-    this.lastSentAt = now;
+    this.#lastSentAt = now;
+    SINGLE[0] = record;
+    this.#write(SINGLE, 1);
   }
 
   /** Queues `record` after everything queued and writes it all now (handshake reply, Close). */
   #writeNow(record: SerializedRecord): void {
-    this.#outbox[this.#outboxCount++] = record;
-    this.#outboxBytes += record.bytes.length;
+    this.#append(record);
+    this.#queuedBytes += record.bytes.length;
     this.#writeOutbox();
   }
 
   /** Bytes queued for this connection or written to its transport but not yet on the network. */
   get bufferedBytes(): number {
-    return this.#transport.bufferedAmount + this.#outboxBytes;
+    return this.#transport.bufferedAmount + this.#queuedBytes;
   }
 
   #slowConsumer(): void {
@@ -673,8 +807,16 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * Sends a Ping when nothing was sent for `keepAliveInterval`; closes a client silent for
    * `clientTimeout`. With stateful reconnect also: Acks what arrived since the last tick, ends the
    * connection when its reconnect window ran out, and releases a hold that waited too long.
+   *
+   * A flush only sets the SENT bit (no clock read, no time stored per write); the tick turns it
+   * into the time of the last send, so a Ping may go out up to one tick period (at most a quarter
+   * of `keepAliveInterval`) later than exactly `keepAliveInterval` after the last send.
    */
   tick(now: number): void {
+    if (this.#is(SENT)) {
+      this.#flags &= ~SENT;
+      this.#lastSentAt = now;
+    }
     if (now >= this.authenticationExpiresAt && this.#state === CONNECTED) {
       this.close({ type: MessageType.Close, error: `${CONNECTION_ERROR_TEXT} The authentication expired.`, allowReconnect: true }, new Error("Authentication expired."));
       return;
@@ -690,7 +832,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
       this.close({ type: MessageType.Close, error: CONNECTION_ERROR_TEXT, allowReconnect: true }, new ConnectionTimeoutError("Client timeout."));
       return;
     }
-    if (now - this.lastSentAt >= this.#host.options.keepAliveInterval && this.#outboxCount === 0) {
+    if (now - this.#lastSentAt >= this.#host.options.keepAliveInterval && this.#queued === 0) {
       this.enqueue(this.#host.pingRecord(this.protocolIndex));
     }
   }
@@ -707,7 +849,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
       this.#detach();
       return;
     }
-    if (this.#held) {
+    if (this.#is(HELD)) {
       if (now - this.#heldSince < FIRST_FRAME_WAIT) return;
       this.#releaseHold();
     }
@@ -715,7 +857,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
       replay.ackSent = replay.received;
       this.#writeControl(new SerializedRecord(this.protocol!.write({ type: MessageType.Ack, sequenceId: replay.received })), now);
     }
-    if (now - this.lastSentAt >= options.keepAliveInterval) this.#writeControl(this.#host.pingRecord(this.protocolIndex), now);
+    if (now - this.#lastSentAt >= options.keepAliveInterval) this.#writeControl(this.#host.pingRecord(this.protocolIndex), now);
   }
 
   // ---- stateful reconnect ------------------------------------------------------------------
@@ -725,7 +867,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     const transport = this.#transport;
     this.#transport = LOST;
     this.#detachedAt = Date.now() || 1;
-    this.#stalled = true;
+    this.#flags |= STALLED;
     transport.close(); // a no-op when the transport is the one that closed
     this.#host.logger.debug({ connectionId: this.connectionId }, "Transport lost; the connection waits for a reconnect.");
   }
@@ -742,20 +884,17 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (this.#detachedAt === 0) this.#detach();
     this.#transport = transport;
     this.#detachedAt = 0;
-    this.#held = false;
+    this.#mark(HELD, false);
     replay.awaitingSequence = true;
     // Our last Ack may have died with the old socket: acknowledge again once the client is back.
     replay.ackSent = Math.min(replay.ackSent, replay.received - 1);
-    this.lastReceivedAt = this.lastSentAt = Date.now();
-    if (this.#readingPaused) transport.pause();
+    this.lastReceivedAt = this.#lastSentAt = Date.now();
+    if (this.#is(READING_PAUSED)) transport.pause();
     const records = replay.unacknowledged();
     records.unshift(new SerializedRecord(this.protocol!.write({ type: MessageType.Sequence, sequenceId: replay.acked + 1 })));
-    transport.write(records, records.length, this.#format);
-    this.#stalled = this.#outboxCount > 0;
-    if (this.#outboxCount > 0 && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#host.scheduler.schedule(this);
-    }
+    this.#write(records, records.length);
+    this.#mark(STALLED, this.#queued > 0);
+    if (this.#queued > 0) this.#scheduleFlush();
     return true;
   }
 
@@ -767,8 +906,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
    */
   close(message: CloseMessage, error?: Error): void {
     if (this.#state === CLOSED) return;
-    if (this.#state === CONNECTED && !this.#closeMessageSent && this.protocol !== undefined) {
-      this.#closeMessageSent = true;
+    if (this.#state === CONNECTED && !this.#is(CLOSE_MESSAGE_SENT) && this.protocol !== undefined) {
+      this.#flags |= CLOSE_MESSAGE_SENT;
       let record: SerializedRecord | undefined;
       try {
         record = new SerializedRecord(this.protocol.write(message));
@@ -799,9 +938,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (this.#state === CLOSED) return;
     clearTimeout(this.#handshakeTimer);
     this.#state = CLOSED;
-    this.#waiting.length = 0;
-    this.#outboxCount = 0;
-    this.#outbox.length = 0; // unsent records may be large: do not keep them alive
+    this.#waiting = undefined;
+    this.#clearQueue();
     this.#replay = undefined;
     this.#transport.close(); // a no-op when the transport is the one that closed
     this.#streams?.closeAll();

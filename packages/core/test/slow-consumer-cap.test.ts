@@ -1,0 +1,102 @@
+import "reflect-metadata";
+import { afterEach, describe, expect, it } from "vitest";
+import { Hub, Refusal, type ConnectionHandle, type ConnectionRequest, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
+import { closeAll, RS, startServer, type TestServer } from "../../../test-support/harness.js";
+
+class CapHub extends Hub {}
+
+/** A transport whose buffered amount the test sets, and which counts how often it is read. */
+class BufferingTransport implements TransportConnection {
+  readonly transferFormats: readonly TransferFormat[] = ["text", "binary"];
+  buffered = 0;
+  reads = 0;
+  readonly written: string[] = [];
+  closed = false;
+  get bufferedAmount(): number {
+    this.reads++;
+    return this.buffered;
+  }
+  write(records: readonly SerializedRecord[], count: number): void {
+    for (let i = 0; i < count; i++) this.written.push(new TextDecoder().decode(records[i]!.bytes));
+  }
+  close(): void {
+    this.closed = true;
+  }
+  pause(): void {}
+  resume(): void {}
+}
+
+const HANDSHAKE = new TextEncoder().encode(`{"protocol":"json","version":1}${RS}`);
+const REQUEST: ConnectionRequest = { query: new Map(), headers: {}, remoteAddress: "127.0.0.1" };
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+let server: TestServer | undefined;
+afterEach(async () => {
+  await closeAll();
+  server = undefined;
+});
+
+async function connect(test: TestServer, count: number): Promise<{ handle: ConnectionHandle; transport: BufferingTransport }[]> {
+  const endpoint = test.server.endpoint("/cap")!;
+  const connections: { handle: ConnectionHandle; transport: BufferingTransport }[] = [];
+  for (let i = 0; i < count; i++) {
+    const pending = await endpoint.admit(REQUEST, undefined);
+    if (pending instanceof Refusal) throw new Error(`admit refused: ${pending.status}`);
+    const transport = new BufferingTransport();
+    const handle = endpoint.connect(pending, transport, REQUEST);
+    handle.receive(HANDSHAKE);
+    connections.push({ handle, transport });
+  }
+  await turn();
+  return connections;
+}
+
+describe("slow-consumer cap, checked where it costs nothing on healthy sockets", () => {
+  it("a fan-out reads no buffered amount while queueing, unless the socket held bytes at its last write", async () => {
+    server = await startServer([], { maxBufferedBytes: 10_000 });
+    server.server.addHub(CapHub, "/cap");
+    const connections = await connect(server, 3);
+    const context = server.server.hubContext(CapHub);
+    for (const { handle } of connections) await context.groups.add(handle.connectionId, "g");
+
+    for (const { transport } of connections) transport.reads = 0;
+    for (let i = 0; i < 5; i++) void context.clients.group("g").send("M", i);
+    // Queueing five sends to three healthy connections read nothing.
+    expect(connections.map(({ transport }) => transport.reads)).toEqual([0, 0, 0]);
+    await turn();
+    expect(connections.every(({ transport }) => transport.written.filter((text) => text.includes('"M"')).length === 5)).toBe(true);
+
+    // The first connection's socket now holds bytes when it is written to: its sends are checked.
+    connections[0]!.transport.buffered = 100;
+    void context.clients.group("g").send("M", 5);
+    await turn(); // the write that finds the socket backed up
+    for (const { transport } of connections) transport.reads = 0;
+    void context.clients.group("g").send("M", 6);
+    expect(connections.map(({ transport }) => transport.reads)).toEqual([1, 0, 0]);
+    await turn();
+  });
+
+  it("a socket that backed up during its last write is caught at the next flush: the queued sends are dropped, a Close goes out", async () => {
+    const maxBufferedBytes = 10_000;
+    server = await startServer([], { maxBufferedBytes });
+    server.server.addHub(CapHub, "/cap");
+    const [slow, healthy] = await connect(server, 2);
+    const context = server.server.hubContext(CapHub);
+    for (const { handle } of [slow!, healthy!]) await context.groups.add(handle.connectionId, "g");
+    void context.clients.group("g").send("M", "first");
+    await turn();
+    // Bytes pile up after that write (the client stopped reading): the connection was not flagged.
+    slow!.transport.buffered = maxBufferedBytes - 100;
+    const big = "x".repeat(300);
+    for (let i = 0; i < 3; i++) void context.clients.group("g").send("M", big);
+    await turn();
+    expect(slow!.transport.written.filter((text) => text.includes(big))).toEqual([]);
+    expect(slow!.transport.written.at(-1)).toBe(`{"type":7,"error":"Connection closed with an error. The client did not read its messages fast enough.","allowReconnect":true}${RS}`);
+    expect(slow!.transport.closed).toBe(true);
+    expect(server.logger.entries.filter((entry) => entry.level === "warn")).toEqual([expect.objectContaining({ message: "Closing a slow consumer.", fields: expect.objectContaining({ connectionId: slow!.handle.connectionId, maxBufferedBytes }) })]);
+    // The other member got everything.
+    expect(healthy!.transport.written.filter((text) => text.includes(big))).toHaveLength(3);
+    expect(healthy!.transport.closed).toBe(false);
+    expect(context.groups.count("g")).toBe(1);
+  });
+});
