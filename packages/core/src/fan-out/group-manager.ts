@@ -59,6 +59,7 @@ export interface ClusterGroups {
   list(page?: PageOptions): Promise<Page>;
 }
 
+const RESOLVED = Promise.resolve();
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
 
@@ -128,7 +129,7 @@ export class DefaultGroupManager implements GroupManager {
   add(connectionId: string, group: string): Promise<void> {
     try {
       this.#manager.addToGroup(connectionId, group);
-      return Promise.resolve();
+      return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -137,7 +138,7 @@ export class DefaultGroupManager implements GroupManager {
   remove(connectionId: string, group: string): Promise<void> {
     try {
       this.#manager.removeFromGroup(connectionId, group);
-      return Promise.resolve();
+      return RESOLVED;
     } catch (error) {
       return Promise.reject(error);
     }

@@ -8,6 +8,8 @@ import type { GroupRejoin } from "./group-rejoin.js";
 import type { CommandAnswer, ConnectionCommand } from "../contracts/backplane.js";
 import type { ClusterGroups } from "../fan-out/group-manager.js";
 
+const RESOLVED = Promise.resolve();
+
 /**
  * A hub's group manager: the in-memory one, plus `{ persist: true }` through the membership store
  * and a fresh rejoin token for clients that asked for them. Without either, an add or remove costs
@@ -33,28 +35,53 @@ export class EndpointGroupManager extends DefaultGroupManager {
     this.#remote = remote;
   }
 
-  override async add(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+  // Local, unpersisted changes (the common case) stay synchronous: no async frame, no new promise.
+  override add(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+    if (options?.persist === true || (this.#remote !== undefined && !this.#manager.connections.has(connectionId))) return this.#addElsewhere(connectionId, group, options);
+    try {
+      this.#manager.addToGroup(connectionId, group);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#rejoin.changed(connectionId);
+    return RESOLVED;
+  }
+
+  override remove(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+    if (options?.persist === true || (this.#remote !== undefined && !this.#manager.connections.has(connectionId))) return this.#removeElsewhere(connectionId, group, options);
+    try {
+      this.#manager.removeFromGroup(connectionId, group);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#rejoin.changed(connectionId);
+    return RESOLVED;
+  }
+
+  /** An add for a connection of another server, or one to persist. */
+  async #addElsewhere(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
     if (this.#remote !== undefined && !this.#manager.connections.has(connectionId)) {
       checkGroupName(group);
       await this.#remote({ op: "add", connectionId, group, persist: options?.persist === true });
       return;
     }
     // Recorded first: when the store fails, nothing changed and the caller learns it.
-    if (options?.persist === true) await this.#store.add(this.#hub, this.#userOf(connectionId, group), group);
-    await super.add(connectionId, group);
+    await this.#store.add(this.#hub, this.#userOf(connectionId, group), group);
+    this.#manager.addToGroup(connectionId, group);
     this.#rejoin.changed(connectionId);
   }
 
-  override async remove(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
+  /** A remove for a connection of another server, or one to persist. */
+  async #removeElsewhere(connectionId: string, group: string, options?: GroupOptions): Promise<void> {
     if (this.#remote !== undefined && !this.#manager.connections.has(connectionId)) {
       checkGroupName(group);
       await this.#remote({ op: "remove", connectionId, group, persist: options?.persist === true });
       return;
     }
-    const user = options?.persist === true ? this.#userOf(connectionId, group) : undefined;
-    await super.remove(connectionId, group);
+    const user = this.#userOf(connectionId, group);
+    this.#manager.removeFromGroup(connectionId, group);
     this.#rejoin.changed(connectionId);
-    if (user !== undefined) await this.#store.remove(this.#hub, user, group);
+    await this.#store.remove(this.#hub, user, group);
   }
 
   #userOf(connectionId: string, group: string): string {
