@@ -1,6 +1,7 @@
 import type { HubMessage } from "../contracts/hub-messages.js";
 import type { HubProtocol } from "../contracts/hub-protocol.js";
 import type { Logger } from "../contracts/logger.js";
+import type { EncodedMessage } from "../contracts/backplane.js";
 import { SerializedRecord } from "../contracts/transport.js";
 
 /**
@@ -43,6 +44,16 @@ export class SerializedMessage {
     }
     this.#records[index] = record;
     return record;
+  }
+
+  /** The message encoded by every protocol (reusing what a local delivery encoded), by protocol name, as it crosses a backplane. */
+  everyEncoding(): EncodedMessage {
+    const encoded = new Map<string, Uint8Array>();
+    for (let i = 0; i < this.#protocols.length; i++) {
+      const record = this.encoded(i);
+      if (record !== null) encoded.set(this.#protocols[i]!.name, record.bytes);
+    }
+    return encoded;
   }
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { ConnectionTimeoutError, SwitchboardError } from "../contracts/errors.js";
 import { MessageType, type CompletionMessage, type HubMessage, type InvocationMessage } from "../contracts/hub-messages.js";
 import type { HubProtocol, ParserLimits } from "../contracts/hub-protocol.js";
-import type { CommandAnswer, ConnectionCommand, EncodedMessage, InvokeCommand } from "../contracts/backplane.js";
+import type { CommandAnswer, ConnectionCommand, InvokeCommand } from "../contracts/backplane.js";
 import { ClientResultError } from "../connections/connection-streams.js";
 import type { Logger } from "../contracts/logger.js";
 import type { SerializedRecord } from "../contracts/transport.js";
@@ -106,7 +106,7 @@ export class ClientResults {
       }, timeout);
       if (signal?.aborted === true) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
-      remote({ op: "invoke", connectionId, invocationId, message: encodedForAll(serialized, this.#protocols), timeout }).then(
+      remote({ op: "invoke", connectionId, invocationId, message: serialized.everyEncoding(), timeout }).then(
         (answer) => {
           if (done) return;
           stop();
@@ -207,12 +207,3 @@ export class ClientResults {
   }
 }
 
-/** The Invocation of `serialized`, encoded by every protocol, as it crosses a backplane. */
-function encodedForAll(serialized: SerializedMessage, protocols: readonly HubProtocol[]): EncodedMessage {
-  const encoded = new Map<string, Uint8Array>();
-  for (let i = 0; i < protocols.length; i++) {
-    const record = serialized.encoded(i);
-    if (record !== null) encoded.set(protocols[i]!.name, record.bytes);
-  }
-  return encoded;
-}

@@ -539,13 +539,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   #sendEverywhere(target: SendTarget, message: InvocationMessage): Promise<void> {
     const serialized = this.lifetimeManager.sendLocal(target, message);
     if (target.kind === "connection" && this.lifetimeManager.connections.has(target.connectionId)) return RESOLVED;
-    const encoded = new Map<string, Uint8Array>();
-    const protocols = this.options.protocols;
-    for (let i = 0; i < protocols.length; i++) {
-      const record = serialized.encoded(i);
-      if (record !== null) encoded.set(protocols[i]!.name, record.bytes);
-    }
-    return this.#backplane!.publish(this.descriptor.path, target, encoded);
+    return this.#backplane!.publish(this.descriptor.path, target, serialized.everyEncoding());
   }
 
   /** A command from another server for one of this server's connections; `undefined` when it is not here. */
