@@ -149,8 +149,9 @@ describe("npm run bench harness", () => {
       expect(existsSync(LATEST) ? statSync(LATEST).mtimeMs : undefined).toBe(latestBefore);
 
       const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
-      // in-process + 5 × (server, client), and for scale-out redis-server + 2 × (2 servers, client)
-      expect(pids.length).toBe(redisInstalled ? 18 : 11);
+      // in-process + 3 × (server, client) for idle memory + 5 × (server, client) for fan-out, and
+      // for scale-out redis-server + 2 × (2 servers, client)
+      expect(pids.length).toBe(redisInstalled ? 24 : 17);
       expect(await allGone(pids, 3_000)).toEqual([]);
     } finally {
       if (existsSync(pidFile)) for (const pid of readFileSync(pidFile, "utf8").trim().split("\n").map(Number)) if (alive(pid)) process.kill(pid, "SIGKILL");

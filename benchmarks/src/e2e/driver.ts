@@ -7,11 +7,12 @@ import type { MemorySample, ServerMeasurement } from "./server-main.js";
 
 /**
  * Runs the systems end to end over loopback: each system's server in a child process pinned to
- * core 0, its lean clients in another pinned to core 1. All systems are started up front; first
- * idle memory at two connection counts (one system at a time), then closed-loop fan-out to groups
- * of each size, one message or a burst per round, with the repetitions of the systems taking
- * turns (SB, Socket.IO, raw, SB, …) so a change in the machine's load over the run hits every
- * system alike instead of whichever happened to run at the time.
+ * core 0, its lean clients in another pinned to core 1. First idle memory at two connection
+ * counts, one system at a time on processes of its own that are closed afterwards; then all
+ * systems are started and run closed-loop fan-out to groups of each size, one message or a burst
+ * per round, with the repetitions of the systems taking turns (SB, Socket.IO, raw, SB, …) so a
+ * change in the machine's load over the run hits every system alike instead of whichever
+ * happened to run at the time.
  */
 
 export interface SystemPlan {
@@ -232,11 +233,20 @@ async function prepareGroup(running: Running, members: number, step: Step): Prom
 export async function runSystems(plans: readonly SystemPlan[], profile: Profile, step: Step, cpuProfileDir?: string): Promise<ScenarioResult[]> {
   const running: Running[] = [];
   try {
-    for (const plan of plans) running.push(await start(plan, cpuProfileDir));
     const results: ScenarioResult[] = [];
-    for (const system of running) {
-      if (system.plan.memory !== undefined) results.push(await measureMemory(system, system.plan.memory.low, system.plan.memory.high, profile, step));
+    // Idle memory on processes of its own, closed afterwards: the fan-out servers then hold only
+    // the connections their groups need. (Left connected, thousands of idle SignalR connections
+    // with their keep-alive Pings were charged to the fan-out of one system and not the others.)
+    for (const plan of plans) {
+      if (plan.memory === undefined) continue;
+      const system = await start(plan, undefined);
+      running.push(system);
+      results.push(await measureMemory(system, plan.memory.low, plan.memory.high, profile, step));
+      running.pop();
+      await system.client.close();
+      await system.server.close();
     }
+    for (const plan of plans) running.push(await start(plan, cpuProfileDir));
     const sizes = [...new Set(plans.flatMap((plan) => plan.sizes))].sort((a, b) => a - b);
     const bursts = [...new Set(plans.flatMap((plan) => plan.bursts))].sort((a, b) => a - b);
     for (const members of sizes) {
