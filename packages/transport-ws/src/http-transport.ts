@@ -46,30 +46,26 @@ const AVAILABLE: Readonly<Record<TransportType, AvailableTransport>> = {
   ServerSentEvents: Object.freeze({ transport: "ServerSentEvents", transferFormats: Object.freeze(["Text"] as const) }),
   LongPolling: Object.freeze({ transport: "LongPolling", transferFormats: Object.freeze(["Text", "Binary"] as const) }),
 };
-/** A socket's back-reference to its {@link WebSocketConnection} (one property: `ws` objects are big enough). */
-const kConnection = Symbol("switchboard.connection");
 /** Marks an http.Server that has a transport (Symbol.for: seen by every copy of this package). */
 const kAttached = Symbol.for("switchboard.transport.attached");
 const OPTION_KEYS: readonly (keyof HttpTransportOptions)[] = ["transports", "maxPayload", "closeTimeout", "pollTimeout", "disconnectTimeout", "cors", "allowedOrigins", "maxConnectionsPerAddress"];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-type TrackedSocket = WebSocket & { [kConnection]?: WebSocketConnection };
-
-// Socket listeners are module-level functions that reach their connection through a symbol
-// back-reference: no closures per connection.
-function onSocketMessage(this: TrackedSocket, data: Buffer): void {
-  this[kConnection]?.handle?.receive(data);
+// Socket listeners are module-level functions: the socket is the connection (`this`; ws types it
+// as its base class), so there is no closure and no back-reference per connection.
+function onSocketMessage(this: WebSocket, data: Buffer): void {
+  (this as WebSocketConnection).handle?.receive(data);
 }
-function onSocketClose(this: TrackedSocket, code: number): void {
-  const connection = this[kConnection];
-  connection?.openSockets?.delete(this);
+function onSocketClose(this: WebSocket, code: number): void {
+  const connection = this as WebSocketConnection;
+  connection.openSockets?.delete(connection);
   const normal = code === 1000 || code === 1001 || code === 1005;
-  connection?.handle?.transportClosed(normal ? undefined : new Error(`WebSocket closed with status code: ${code}.`));
+  connection.handle?.transportClosed(normal ? undefined : new Error(`WebSocket closed with status code: ${code}.`));
 }
-function onSocketError(this: TrackedSocket, error: Error): void {
+function onSocketError(this: WebSocket, error: Error): void {
   // ws closes the socket itself after a receive error (1002, 1007, 1009…); 'close' follows.
-  const connection = this[kConnection];
-  connection?.logger.debug({ connectionId: connection.handle?.connectionId, err: error }, "WebSocket error.");
+  const connection = this as WebSocketConnection;
+  connection.logger?.debug({ connectionId: connection.handle?.connectionId, err: error }, "WebSocket error.");
 }
 function onRawSocketError(): void {
   // Upgrade sockets can see ECONNRESET before ws owns them (CVE-2022-41940): never let it throw.
@@ -112,7 +108,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
   readonly #wss: WebSocketServer;
   readonly #closeTimeout: number;
   readonly #times: { readonly pollTimeout: number; readonly disconnectTimeout: number };
-  readonly #sockets = new Set<TrackedSocket>();
+  readonly #sockets = new Set<WebSocketConnection>();
   /** Server-Sent Events and long-polling connections by token. */
   readonly #http = new Map<string, HttpConnection>();
   /** `maxConnectionsPerAddress`, when set, and the address each HTTP connection holds a slot for. */
@@ -155,7 +151,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     this.maxPayload = maxPayload;
     this.#origins = new OriginPolicy(options.cors, options.allowedOrigins);
     // closeTimeout also bounds how long ws waits for a peer's close frame before destroying the socket.
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false, closeTimeout: this.#closeTimeout } as ConstructorParameters<typeof WebSocketServer>[0]);
+    this.#wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, skipUTF8Validation: false, closeTimeout: this.#closeTimeout, WebSocket: WebSocketConnection } as ConstructorParameters<typeof WebSocketServer>[0]);
     server.attachTransport(this);
   }
 
@@ -468,7 +464,7 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
         socket.off("close", abandon);
-        this.#accept(endpoint, admitted, ws as TrackedSocket, req, query);
+        this.#accept(endpoint, admitted, ws as WebSocketConnection, req, query);
       });
     } catch (error) {
       this.logger.debug({ err: error }, "WebSocket upgrade failed.");
@@ -476,21 +472,20 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
     }
   }
 
-  #accept(endpoint: ConnectionEndpoint, pending: PendingConnection, ws: TrackedSocket, req: IncomingMessage, query: Map<string, string>): void {
+  #accept(endpoint: ConnectionEndpoint, pending: PendingConnection, connection: WebSocketConnection, req: IncomingMessage, query: Map<string, string>): void {
     // The error listener goes on before any data can flow: without it, one bad frame would throw
     // an unhandled 'error' and kill the process (CVE-2022-21676's shape).
-    const connection = new WebSocketConnection(ws, this.logger);
-    ws[kConnection] = connection;
-    ws.on("error", onSocketError);
+    connection.logger = this.logger;
+    connection.on("error", onSocketError);
     if (this.#stopping !== undefined) {
       endpoint.abandon(pending);
-      ws.close(1001);
+      connection.close(1001);
       return;
     }
     connection.handle = endpoint.connect(pending, connection, requestOf(req, query, "WebSockets"));
-    this.#sockets.add(ws);
-    ws.on("message", onSocketMessage);
-    ws.on("close", onSocketClose);
+    this.#sockets.add(connection);
+    connection.on("message", onSocketMessage);
+    connection.on("close", onSocketClose);
     connection.openSockets = this.#sockets;
   }
 

@@ -8,9 +8,23 @@ interface FrameSender {
   sendFrame(list: readonly (Buffer | Uint8Array)[], cb?: (error?: Error) => void): void;
 }
 type FrameFunction = (data: Uint8Array, options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean }) => (Buffer | Uint8Array)[];
+interface SenderStatics {
+  readonly frame?: FrameFunction;
+  readonly prototype?: Partial<FrameSender>;
+}
+/** The parts of ws's WebSocket internals this class reads (the same ones its own methods use). */
+interface Internals {
+  readonly _socket: Duplex | null;
+  readonly _closeFrameReceived: boolean;
+}
 
 // ws's ESM entry exports `Sender` by name; only its CommonJS entry also hangs it on `WebSocket`.
-const frameOf = ((ws as unknown as { Sender?: { frame?: FrameFunction } }).Sender ?? (WebSocket as unknown as { Sender?: { frame?: FrameFunction } }).Sender)?.frame;
+const SenderClass = (ws as unknown as { Sender?: SenderStatics }).Sender ?? (WebSocket as unknown as { Sender?: SenderStatics }).Sender;
+/**
+ * The frame-once path needs ws's framing and its Sender's `sendFrame` (to be sure that the frames
+ * are ours to write); permessage-deflate, the one case where the Sender queues, is never negotiated.
+ */
+const frameOf = typeof SenderClass?.prototype?.sendFrame === "function" ? SenderClass.frame : undefined;
 const TEXT = 0x1;
 const BINARY = 0x2;
 const FORMATS: readonly TransferFormat[] = ["text", "binary"];
@@ -74,52 +88,36 @@ function concatenate(records: readonly SerializedRecord[], count: number): Buffe
 }
 
 /**
- * A {@link TransportConnection} over one `ws` WebSocket. A record sent alone is framed once and
- * the same frame bytes are written to every socket that receives it (group fan-out); several
- * records queued in one turn are concatenated into one WebSocket message.
+ * A {@link TransportConnection} that is the `ws` WebSocket itself: the transport's
+ * `WebSocketServer` makes its sockets with this class (ws's `WebSocket` option), so a write touches
+ * the socket object it needs anyway and no wrapper per connection. A record sent alone is framed
+ * once and the same frame bytes are written to every socket that receives it (group fan-out);
+ * several records queued in one turn are concatenated into one WebSocket message.
  *
  * Frames go straight to the TCP socket under `ws`, as the raw floor of the benchmark does: `ws`'s
  * Sender would only pass them on (it queues only while compressing, and permessage-deflate is
- * never negotiated here), and skipping it spares a fan-out one object per recipient.
+ * never negotiated here).
  */
-export class WebSocketConnection implements TransportConnection {
-  readonly socket: WebSocket;
-  /** The TCP socket under `ws`, when the frame-once path is available. */
-  readonly #raw: Duplex | undefined;
-  readonly logger: Logger;
+export class WebSocketConnection extends WebSocket implements TransportConnection {
   /** The core's side of this connection, once it is connected (read by the socket listeners). */
-  handle: ConnectionHandle | undefined;
+  handle: ConnectionHandle | undefined = undefined;
+  /** Where write failures and socket errors are logged (debug level); set when the transport accepts the socket. */
+  logger: Logger | undefined = undefined;
   /** The transport's set of open sockets, which this one leaves when it closes. */
-  openSockets: Set<WebSocket> | undefined;
-
-  constructor(socket: WebSocket, logger: Logger) {
-    this.socket = socket;
-    this.logger = logger;
-    // The frame-once path needs ws's framing, its Sender (to be sure the frames are ours to
-    // write), and no permessage-deflate (which we never negotiate).
-    const internals = socket as unknown as { _sender?: Partial<FrameSender>; _socket?: Partial<Duplex> };
-    const raw = internals._socket;
-    this.#raw = frameOf !== undefined && typeof internals._sender?.sendFrame === "function" && typeof raw?.write === "function" ? (raw as Duplex) : undefined;
-  }
+  openSockets: Set<WebSocketConnection> | undefined = undefined;
 
   get transferFormats(): readonly TransferFormat[] {
     return FORMATS;
   }
 
-  get bufferedAmount(): number {
-    // ws adds the bytes its Sender queues, which it does only while compressing (never here).
-    return this.#raw !== undefined ? this.#raw.writableLength : this.socket.bufferedAmount;
-  }
-
   write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void {
-    const socket = this.socket;
-    if (socket.readyState !== WebSocket.OPEN) return;
+    if (this.readyState !== WebSocket.OPEN) return;
     const binary = format === "binary";
     try {
-      const raw = this.#raw;
+      const raw = frameOf !== undefined ? (this as unknown as Internals)._socket : null;
       if (count === 1) {
         const record = records[0]!;
-        if (raw !== undefined) {
+        if (raw !== null) {
           const key = binary ? kBinaryFrame : kTextFrame;
           let frame = record.cached(key) as Buffer | undefined;
           if (frame === undefined) {
@@ -129,31 +127,44 @@ export class WebSocketConnection implements TransportConnection {
           raw.write(frame);
           return;
         }
-        socket.send(record.bytes, binary ? SEND_BINARY : SEND_TEXT);
+        this.send(record.bytes, binary ? SEND_BINARY : SEND_TEXT);
         return;
       }
-      if (raw !== undefined) raw.write(batchFrame(records, count, binary));
-      else socket.send(concatenate(records, count), binary ? SEND_BINARY : SEND_TEXT);
+      if (raw !== null) raw.write(batchFrame(records, count, binary));
+      else this.send(concatenate(records, count), binary ? SEND_BINARY : SEND_TEXT);
     } catch (error) {
       // A write on a socket that is going away: the close event follows.
-      this.logger.debug({ err: error }, "WebSocket write failed.");
+      this.logger?.debug({ err: error }, "WebSocket write failed.");
     }
   }
 
-  close(): void {
-    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
-      // A socket paused for back-pressure must read again, or the client's close frame is never seen
-      // and the closing handshake hangs until ws's own timeout.
-      this.socket.resume();
-      this.socket.close(1000);
+  /**
+   * With no arguments (the core's {@link TransportConnection.close}): closes normally (1000), once,
+   * after resuming a socket paused for back-pressure (or the client's close frame would never be
+   * read and the closing handshake would hang until ws's own timeout); does nothing once closing.
+   * With arguments, or when ws echoes a peer's close frame, it is ws's own `close`.
+   */
+  override close(code?: number, data?: string | Buffer): void {
+    if (code !== undefined || data !== undefined || (this as unknown as Internals)._closeFrameReceived) {
+      super.close(code, data);
+      return;
+    }
+    if (this.readyState === WebSocket.OPEN || this.readyState === WebSocket.CONNECTING) {
+      this.resume();
+      super.close(1000);
     }
   }
+}
 
-  pause(): void {
-    this.socket.pause();
-  }
-
-  resume(): void {
-    this.socket.resume();
-  }
+// ws declares `bufferedAmount` as a property; its getter adds the Sender's queued bytes, which it
+// has only while compressing (never here). On the frame-once path the TCP socket's count alone is
+// read, so the slow-consumer check touches no Sender.
+if (frameOf !== undefined) {
+  Object.defineProperty(WebSocketConnection.prototype, "bufferedAmount", {
+    configurable: true,
+    get(this: WebSocketConnection & Internals): number {
+      const raw = this._socket;
+      return raw === null ? 0 : raw.writableLength;
+    },
+  });
 }

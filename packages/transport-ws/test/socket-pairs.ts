@@ -27,16 +27,19 @@ afterEach(async () => {
   );
 });
 
-/** A bare `ws` server on 127.0.0.1 and `count` raw clients; the server side wrapped as WebSocketConnections. */
+/** A bare `ws` server on 127.0.0.1 making WebSocketConnections (ws's `WebSocket` option, as the transport does), and `count` raw clients. */
 export async function socketPairs(count: number): Promise<{ connections: WebSocketConnection[]; clients: RawClient[] }> {
-  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false, WebSocket: WebSocketConnection });
   servers.push(wss);
   await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
   const port = (wss.address() as { port: number }).port;
-  const accepted: import("ws").WebSocket[] = [];
-  wss.on("connection", (socket) => void accepted.push(socket));
+  const accepted: WebSocketConnection[] = [];
+  wss.on("connection", (socket) => {
+    socket.logger = new QuietLogger();
+    accepted.push(socket);
+  });
   const clients: RawClient[] = [];
   for (let i = 0; i < count; i++) clients.push(await RawClient.open(`ws://127.0.0.1:${port}/`));
   while (accepted.length < count) await new Promise((resolve) => setTimeout(resolve, 5));
-  return { connections: accepted.map((socket) => new WebSocketConnection(socket, new QuietLogger())), clients };
+  return { connections: accepted, clients };
 }
