@@ -5,7 +5,10 @@ import { checkGroupName, GroupRegistry, type GroupMember } from "../src/fan-out/
 /** The smallest thing the registry can hold: an id and its own set of group names. */
 class Member implements GroupMember {
   readonly groups = new Set<string>();
-  constructor(readonly connectionId: string) {}
+  constructor(
+    readonly connectionId: string,
+    readonly protocolIndex = 0,
+  ) {}
 }
 
 function membersOf(registry: GroupRegistry<Member>, group: string): string[] {

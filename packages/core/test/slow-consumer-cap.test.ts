@@ -52,7 +52,7 @@ async function connect(test: TestServer, count: number): Promise<{ handle: Conne
 }
 
 describe("slow-consumer cap, checked where it costs nothing on healthy sockets", () => {
-  it("a fan-out reads no buffered amount while queueing, unless the socket held bytes at its last write", async () => {
+  it("a group send reads each healthy socket's buffered amount once, at its one write; a socket that held bytes at its last write is checked against the cap", async () => {
     server = await startServer([], { maxBufferedBytes: 10_000 });
     server.server.addHub(CapHub, "/cap");
     const connections = await connect(server, 3);
@@ -61,9 +61,11 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
 
     for (const { transport } of connections) transport.reads = 0;
     for (let i = 0; i < 5; i++) void context.clients.group("g").send("M", i);
-    // Queueing five sends to three healthy connections read nothing.
+    // Five sends to three healthy connections read nothing when made, and once per connection
+    // at the end of the turn, where the five go out as one write.
     expect(connections.map(({ transport }) => transport.reads)).toEqual([0, 0, 0]);
     await turn();
+    expect(connections.map(({ transport }) => transport.reads)).toEqual([1, 1, 1]);
     expect(connections.every(({ transport }) => transport.written.filter((text) => text.includes('"M"')).length === 5)).toBe(true);
 
     // The first connection's socket now holds bytes when it is written to: its sends are checked.
@@ -72,8 +74,10 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
     await turn(); // the write that finds the socket backed up
     for (const { transport } of connections) transport.reads = 0;
     void context.clients.group("g").send("M", 6);
-    expect(connections.map(({ transport }) => transport.reads)).toEqual([1, 0, 0]);
     await turn();
+    // Queued against the cap (1), checked again at the flush (1) and when written (1).
+    expect(connections.map(({ transport }) => transport.reads)).toEqual([3, 1, 1]);
+    expect(connections.every(({ transport }) => transport.written.filter((text) => text.includes('"M"')).length === 7)).toBe(true);
   });
 
   it("a socket that backed up during its last write is caught at the next flush: the queued sends are dropped, a Close goes out", async () => {

@@ -621,6 +621,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
    */
   enqueue(record: SerializedRecord): void {
     if (this.#state !== CONNECTED) return;
+    // A group send deferred to the end of the turn goes first, in order (see FlushScheduler).
+    const scheduler = this.#host.scheduler;
+    if (scheduler.deferring) scheduler.catchUp(this);
     const size = record.bytes.length;
     const flags = this.#flags;
     // Only a client whose socket is backed up can be slow: while everything written so far has
@@ -641,6 +644,26 @@ export class HubConnection implements ConnectionHandle, Recipient {
       this.#flags = flags | FLUSH_SCHEDULED;
       this.#host.scheduler.schedule(this);
     }
+  }
+
+  /**
+   * Writes records `[0, count)` as one transport message now when nothing else waits for this
+   * connection: nothing queued, no replay buffer, a socket that has drained. Otherwise they are
+   * queued as {@link enqueue} queues them. Fan-out calls it at the end of a turn for a deferred
+   * group send, so a member is touched once, by one walk, as the raw floor touches a socket.
+   */
+  deliverNow(records: readonly SerializedRecord[], count: number): void {
+    if (this.#state !== CONNECTED) return;
+    if (this.#queued === 0 && this.#replay === undefined && (this.#flags & (BACKED_UP | STALLED | FLUSH_SCHEDULED)) === 0) {
+      const transport = this.#transport;
+      if (transport.bufferedAmount === 0) {
+        // Nothing unsent: the cap cannot be passed by this turn's sends (as in `enqueue`).
+        this.#flags = (this.#flags | SENT) & ~BACKED_UP;
+        transport.write(records, count, this.#format);
+        return;
+      }
+    }
+    for (let i = 0; i < count; i++) this.enqueue(records[i]!);
   }
 
   /** Adds `record` to the queue: the first in `#head`, from the second on all of them in `#outbox`. */
@@ -787,6 +810,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** Queues `record` after everything queued and writes it all now (handshake reply, Close). */
   #writeNow(record: SerializedRecord): void {
+    const scheduler = this.#host.scheduler;
+    if (scheduler.deferring) scheduler.catchUp(this); // a group send made before goes first
     this.#append(record);
     this.#queuedBytes += record.bytes.length;
     this.#writeOutbox();

@@ -21,6 +21,11 @@ export interface Recipient {
   readonly connected: boolean;
   /** Queues one encoded record for this connection (it goes out at the end of the event-loop turn). */
   enqueue(record: SerializedRecord): void;
+  /**
+   * Sends records `[0, count)`, in order, as one transport message now if nothing else waits for
+   * this connection; otherwise queues them as `enqueue` would. Called at the end of a turn.
+   */
+  deliverNow(records: readonly SerializedRecord[], count: number): void;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { HubError } from "../contracts/errors.js";
-import { GroupRegistry, checkGroupName } from "./group-registry.js";
+import { GroupRegistry, checkGroupName, type ReadonlyGroupMembers } from "./group-registry.js";
 import type { HubProtocol } from "../contracts/hub-protocol.js";
 import type { Logger } from "../contracts/logger.js";
 import type { HubLifetimeManager, Recipient } from "../contracts/hub-lifetime-manager.js";
@@ -8,6 +8,7 @@ import type { SendTarget } from "../contracts/send-target.js";
 import type { BackplaneScope } from "../contracts/backplane.js";
 import type { SerializedRecord } from "../contracts/transport.js";
 import { CountedSerializedMessage, SerializedMessage } from "./serialized-message.js";
+import type { DeferredSend, FlushScheduler } from "./flush-scheduler.js";
 
 /** Where a delivery takes its record for a recipient's protocol: a send's own encodings, or a backplane's. */
 export interface RecordSource {
@@ -31,6 +32,12 @@ export interface LifetimeHooks {
   readonly interest?: InterestListener;
   /** For a directory: every local join and leave, including the leaves of a connection that ends. */
   readonly membership?: MembershipListener;
+  /**
+   * The connections' flush scheduler. With it, a group send is deferred to the end of the turn and
+   * walks the group once, writing to each member (sends to the same group in one turn join it);
+   * without it (or with `onSent`, which counts at the send) a send queues on every member at once.
+   */
+  readonly scheduler?: FlushScheduler;
 }
 
 /** Sets above this size are checked through a `Set` built once per send, smaller ones by scanning. */
@@ -54,6 +61,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   readonly #maxGroups: number;
   readonly #interest: InterestListener | undefined;
   readonly #membership: MembershipListener | undefined;
+  readonly #scheduler: FlushScheduler | undefined;
 
   constructor(protocols: readonly HubProtocol[], logger: Logger, hooks: LifetimeHooks = {}) {
     this.#protocols = protocols;
@@ -62,6 +70,8 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
     this.#maxGroups = hooks.maxGroupsPerConnection ?? Infinity;
     this.#interest = hooks.interest;
     this.#membership = hooks.membership;
+    // Metrics count recipients while a send is routed, so a counted send is never deferred.
+    this.#scheduler = hooks.onSent === undefined ? hooks.scheduler : undefined;
   }
 
   onConnected(connection: C): void {
@@ -81,6 +91,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
 
   onDisconnected(connection: C): void {
     if (this.connections.get(connection.connectionId) !== connection) return;
+    this.#scheduler?.settle(); // deferred group sends reach the members they had when sent
     this.connections.delete(connection.connectionId);
     const interest = this.#interest;
     if (interest !== undefined) {
@@ -104,6 +115,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
     checkGroupName(group);
     const connection = this.connections.get(connectionId);
     if (connection === undefined || !connection.connected) return;
+    this.#scheduler?.settle(); // a deferred send to the group must not reach a member that joined after it
     if (connection.groups.size >= this.#maxGroups && !connection.groups.has(group)) {
       throw new HubError(`A connection can be in at most ${this.#maxGroups} groups.`);
     }
@@ -118,6 +130,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
     checkGroupName(group);
     const connection = this.connections.get(connectionId);
     if (connection === undefined) return;
+    this.#scheduler?.settle(); // ...nor miss a member that left after it
     const had = (this.#interest !== undefined || this.#membership !== undefined) && connection.groups.has(group);
     this.groups.remove(connection, group);
     if (had) {
@@ -156,6 +169,10 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
   }
 
   #route(target: SendTarget, serialized: RecordSource): void {
+    const scheduler = this.#scheduler;
+    // Sends that mark recipients (`sendStamp`) or walk many connections first queue what was
+    // deferred; a send to one connection needs nothing here (the connection catches up itself).
+    if (scheduler !== undefined && target.kind !== "group" && target.kind !== "connection") scheduler.settle();
     switch (target.kind) {
       case "all":
         this.#deliverAll(this.connections.values(), serialized, target.excluded);
@@ -178,7 +195,19 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
       case "group": {
         checkGroupName(target.group);
         const members = this.groups.membersOf(target.group);
-        if (members !== undefined) this.#deliverAll(members.values(), serialized, target.excluded);
+        if (members === undefined) return;
+        if (scheduler === undefined) {
+          this.#deliverAll(members.values(), serialized, target.excluded);
+          return;
+        }
+        // Encoded now, in the protocols the group's members speak (counted by the registry, no
+        // walk): later changes to the arguments must not show in what is sent.
+        const perProtocol = members.perProtocol;
+        for (let i = 0; i < perProtocol.length; i++) if (perProtocol[i]! > 0) serialized.recordFor(i);
+        const excluded = target.excluded !== undefined && target.excluded.length > 0 ? target.excluded : undefined;
+        const last = scheduler.lastDeferred;
+        if (last instanceof DeferredGroupSend && last.joins(members, excluded)) last.add(serialized);
+        else scheduler.defer(new DeferredGroupSend<C>(members, excluded, serialized, ++stamp));
         return;
       }
       case "groups": {
@@ -234,4 +263,82 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
 function deliver(connection: Recipient, serialized: RecordSource): void {
   const record = serialized.recordFor(connection.protocolIndex);
   if (record !== null) connection.enqueue(record);
+}
+
+/**
+ * A send to one group, deferred to the end of the turn (see {@link LifetimeHooks.scheduler}); the
+ * group's later sends in the same turn join it. At the flush it walks the members once: a member
+ * with nothing else queued gets every record in one transport message at once, the others queue
+ * them. Its records are taken once per protocol, never per member.
+ */
+class DeferredGroupSend<C extends Recipient> implements DeferredSend {
+  readonly #members: ReadonlyGroupMembers<C>;
+  readonly #excluded: readonly string[] | undefined;
+  readonly #sources: RecordSource[];
+  /** Members caught up before the flush carry this stamp (or a later one) and are skipped then. */
+  readonly #stamp: number;
+  /** A member was caught up: a later send may not join (that member would miss it). */
+  #closed = false;
+  /** Records per protocol index, taken at first need. */
+  #records: (SerializedRecord[] | undefined)[] | undefined;
+
+  constructor(members: ReadonlyGroupMembers<C>, excluded: readonly string[] | undefined, source: RecordSource, sendStamp: number) {
+    this.#members = members;
+    this.#excluded = excluded;
+    this.#sources = [source];
+    this.#stamp = sendStamp;
+  }
+
+  /** Whether a send to `members` excluding `excluded` may join this one. */
+  joins(members: ReadonlyGroupMembers<C>, excluded: readonly string[] | undefined): boolean {
+    if (this.#closed || members !== this.#members) return false;
+    const mine = this.#excluded;
+    if (mine === undefined || excluded === undefined) return mine === excluded;
+    if (mine.length !== excluded.length || mine.length > EXCLUDED_SCAN_LIMIT) return false;
+    for (let i = 0; i < mine.length; i++) if (mine[i] !== excluded[i]) return false;
+    return true;
+  }
+
+  add(source: RecordSource): void {
+    this.#sources.push(source);
+  }
+
+  catchUp(recipient: unknown): void {
+    const member = recipient as C;
+    if (member.sendStamp >= this.#stamp || !this.#members.has(member)) return;
+    if (this.#excluded !== undefined && this.#excluded.includes(member.connectionId)) return;
+    member.sendStamp = this.#stamp;
+    this.#closed = true;
+    const records = this.#recordsFor(member.protocolIndex);
+    for (let i = 0; i < records.length; i++) member.enqueue(records[i]!);
+  }
+
+  deliver(alone: boolean): void {
+    const stamp = this.#stamp;
+    const excluded = this.#excluded;
+    const skip = excluded !== undefined && excluded.length > EXCLUDED_SCAN_LIMIT ? new Set(excluded) : undefined;
+    for (const member of this.#members) {
+      if (member.sendStamp >= stamp) continue;
+      if (excluded !== undefined && (skip !== undefined ? skip.has(member.connectionId) : excluded.includes(member.connectionId))) continue;
+      const records = this.#recordsFor(member.protocolIndex);
+      const count = records.length;
+      if (count === 0) continue;
+      if (alone) member.deliverNow(records, count);
+      else for (let i = 0; i < count; i++) member.enqueue(records[i]!);
+    }
+  }
+
+  #recordsFor(index: number): SerializedRecord[] {
+    const cache = (this.#records ??= []);
+    let records = cache[index];
+    if (records === undefined) {
+      records = [];
+      for (const source of this.#sources) {
+        const record = source.recordFor(index);
+        if (record !== null) records.push(record);
+      }
+      cache[index] = records;
+    }
+    return records;
+  }
 }

@@ -201,7 +201,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     // With a directory every local join and leave is recorded for the cluster-wide queries.
     const directory = options.directory;
     const membership = directory === undefined ? undefined : (group: string, connectionId: string, joined: boolean): void => directory.track(descriptor.path, group, connectionId, joined);
-    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, { onSent, maxGroupsPerConnection: options.maxGroupsPerConnection, interest, membership });
+    this.lifetimeManager = new DefaultHubLifetimeManager<HubConnection>(options.protocols, options.logger, { onSent, maxGroupsPerConnection: options.maxGroupsPerConnection, interest, membership, scheduler });
     this.#rejoin = new GroupRejoin(this);
     const cluster = directory === undefined ? undefined : new DirectoryClusterGroups(descriptor.path, directory);
     this.groupManager = new EndpointGroupManager(descriptor.name, this.lifetimeManager, options.membershipStore, this.#rejoin, remote, cluster);
