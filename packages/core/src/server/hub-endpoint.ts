@@ -300,7 +300,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       this.logger.warn({ hub: this.descriptor.name, connectionId: entry.connectionId }, "A connection token was presented by a different user; refused.");
       return FORBIDDEN;
     }
-    const pending: PendingConnection = admitted({ connectionId: entry.connectionId, token, user, statefulReconnect: entry.statefulReconnect });
+    const pending: PendingConnection = admitted({ connectionId: entry.connectionId, token: entry.token, user, statefulReconnect: entry.statefulReconnect });
     if (resumed !== undefined) {
       if (!resumed.resumable) return ENDED;
       if (resumed.reattaching) return REATTACHING;
