@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { ConnectionRequest, TransportType } from "@switchboard/core";
+import { parseQuery, QueryParameters } from "./query-parameters.js";
 
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: "Bad Request",
@@ -21,11 +22,7 @@ export function splitUrl(url: string | undefined): { path: string; query: Map<st
   const mark = url.indexOf("?");
   let path = mark === -1 ? url : url.slice(0, mark);
   if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1);
-  const query = new Map<string, string>();
-  if (mark !== -1) {
-    for (const [key, value] of new URLSearchParams(url.slice(mark + 1))) if (!query.has(key)) query.set(key, value);
-  }
-  return { path, query };
+  return { path, query: parseQuery(mark === -1 ? "" : url.slice(mark + 1)) };
 }
 
 /** Answers a plain HTTP request with a short text (or JSON) body. Headers set earlier (CORS) stay. */
@@ -47,7 +44,21 @@ export function rejectUpgrade(socket: Duplex, status: number, body: string): voi
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
-/** The request facts handed to the core for a connection made over `transport`. */
-export function requestOf(req: IncomingMessage, query: Map<string, string>, transport?: TransportType): ConnectionRequest {
-  return { query, headers: req.headers, remoteAddress: req.socket.remoteAddress, transport };
+/**
+ * Headers only the WebSocket handshake and the hop use. A connection keeps its request for its
+ * whole life and hub code has no use for these, so they are left out: about 200 bytes per
+ * WebSocket connection.
+ */
+const HANDSHAKE_HEADERS: ReadonlySet<string> = new Set(["connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]);
+
+/**
+ * The request facts handed to the core for a connection made over `transport`, kept compact
+ * because a connection keeps them for its whole life: the query stays the URL string until read
+ * (see {@link QueryParameters}), and the headers are a copy without {@link HANDSHAKE_HEADERS}.
+ * `_query` (the query `splitUrl` already parsed) is not kept, for that reason.
+ */
+export function requestOf(req: IncomingMessage, _query: Map<string, string>, transport?: TransportType): ConnectionRequest {
+  const headers: Record<string, string | string[] | undefined> = {};
+  for (const name of Object.keys(req.headers)) if (!HANDSHAKE_HEADERS.has(name)) headers[name] = req.headers[name];
+  return { query: new QueryParameters(req.url ?? ""), headers, remoteAddress: req.socket.remoteAddress, transport };
 }

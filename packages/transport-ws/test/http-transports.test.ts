@@ -51,6 +51,11 @@ class TransportHub extends Hub {
       session: request.cookies.get("session"),
       remote: request.remoteAddress,
       frozen: Object.isFrozen(request.headers),
+      query: Object.fromEntries(request.query),
+      querySize: request.query.size,
+      hasTag: request.query.has("tag"),
+      host: typeof request.headers.host,
+      handshakeHeaders: ["connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"].filter((name) => name in request.headers),
     };
   }
   override onDisconnected(error?: Error): void {
@@ -176,7 +181,13 @@ describe("the official client on every transport", () => {
         builder.withUrl(server.url(`${PATH}?tag=t-${transport}`), { transport: TYPES[transport], headers: { "X-Test": "yes", Cookie: "session=a%20b; other=1" } }),
       );
       await client.start();
-      expect(await client.invoke("Request")).toEqual({ transport, header: "yes", tag: `t-${transport}`, session: "a b", remote: "127.0.0.1", frozen: true });
+      const seen = (await client.invoke("Request")) as { query: Record<string, string>; querySize: number };
+      expect(seen).toMatchObject({ transport, header: "yes", tag: `t-${transport}`, session: "a b", remote: "127.0.0.1", frozen: true, hasTag: true, host: "string" });
+      // The whole query, as a map (long polling adds the client's `_` cache buster); the
+      // handshake-only headers are left out on every transport, the others are all there.
+      expect(seen.query).toMatchObject({ tag: `t-${transport}`, id: expect.any(String) });
+      expect(seen.querySize).toBe(Object.keys(seen.query).length);
+      expect(seen).toMatchObject({ handshakeHeaders: [] });
       await client.stop();
     }
   });

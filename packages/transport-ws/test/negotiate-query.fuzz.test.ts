@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Hub, SwitchboardServer } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { splitUrl } from "../src/http-responses.js";
+import { QueryParameters } from "../src/query-parameters.js";
 import { fuzzParameters } from "../../../test-support/fuzz.js";
 
 @Hub("/hubs/fuzz")
@@ -33,6 +34,24 @@ describe("negotiate query parsing (property-based)", () => {
           expect(typeof value).toBe("string");
         }
         if (suffix === "" && parts.length > 0) expect(url!.query.get(parts[0]![0])).toBe(parts[0]![1]);
+      }),
+      fuzzParameters,
+    );
+  });
+
+  it("reads a kept query (QueryParameters) exactly as splitUrl's map, through get, has and iteration", () => {
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 6 }), rawSuffix, name, (parts, suffix, probe) => {
+        const url = urlOf(parts, suffix);
+        const parsed = splitUrl(url)!.query;
+        const kept = new QueryParameters(url);
+        for (const key of [probe, ...parsed.keys()]) {
+          expect(kept.get(key)).toBe(parsed.get(key));
+          expect(kept.has(key)).toBe(parsed.has(key));
+        }
+        expect([...kept]).toEqual([...parsed]);
+        expect(kept.size).toBe(parsed.size);
+        expect(kept.get(probe)).toBe(parsed.get(probe));
       }),
       fuzzParameters,
     );

@@ -6,9 +6,14 @@ export function newId(): string {
 }
 
 interface Entry {
+  /**
+   * The token itself (the map's key). A connection keeps this string rather than the one its
+   * transport read from the request URL, which V8 keeps as a 32-byte slice of that URL.
+   */
+  readonly token: string;
   readonly connectionId: string;
+  /** Forgets the token if no transport claims it in time; undefined once one has (in use). */
   timer: NodeJS.Timeout | undefined;
-  inUse: boolean;
   /** Who negotiated this token (for binding the token to a principal). */
   readonly owner: unknown;
   /** The negotiate answer offered stateful reconnect (§8.1). */
@@ -37,7 +42,7 @@ export class ConnectionStore {
   create(owner?: (connectionId: string) => unknown, statefulReconnect = false): { connectionId: string; connectionToken: string } {
     const connectionId = newId();
     const connectionToken = newId();
-    const entry: Entry = { connectionId, timer: undefined, inUse: false, owner: owner?.(connectionId), statefulReconnect };
+    const entry: Entry = { token: connectionToken, connectionId, timer: undefined, owner: owner?.(connectionId), statefulReconnect };
     entry.timer = setTimeout(() => {
       this.#pending--;
       this.#entries.delete(connectionToken);
@@ -48,17 +53,17 @@ export class ConnectionStore {
     return { connectionId, connectionToken };
   }
 
-  /** Looks `token` up without claiming it. */
-  peek(token: string): { readonly connectionId: string; readonly owner: unknown; readonly inUse: boolean; readonly statefulReconnect: boolean } | undefined {
-    return this.#entries.get(token);
+  /** Looks `token` up without claiming it. The answer's `token` is the store's own copy of the string. */
+  peek(token: string): { readonly token: string; readonly connectionId: string; readonly owner: unknown; readonly inUse: boolean; readonly statefulReconnect: boolean } | undefined {
+    const entry = this.#entries.get(token);
+    return entry === undefined ? undefined : { token: entry.token, connectionId: entry.connectionId, owner: entry.owner, inUse: entry.timer === undefined, statefulReconnect: entry.statefulReconnect };
   }
 
   /** Marks a pending token (checked with `peek`) as used by a transport: it no longer expires. */
   claim(token: string): void {
     const entry = this.#entries.get(token);
-    if (entry === undefined || entry.inUse) return;
+    if (entry === undefined || entry.timer === undefined) return;
     this.#pending--;
-    entry.inUse = true;
     clearTimeout(entry.timer);
     entry.timer = undefined;
   }
@@ -67,7 +72,7 @@ export class ConnectionStore {
   release(token: string): void {
     const entry = this.#entries.get(token);
     if (entry === undefined) return;
-    if (!entry.inUse) this.#pending--;
+    if (entry.timer !== undefined) this.#pending--;
     clearTimeout(entry.timer);
     this.#entries.delete(token);
   }

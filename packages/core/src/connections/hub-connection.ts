@@ -1,11 +1,11 @@
 import type { DependencyContainer } from "tsyringe";
-import { createConnectionScope } from "./connection-scope.js";
 import { ConnectionTimeoutError, InvalidMessageError, MessageTooLargeError, SwitchboardError } from "../contracts/errors.js";
 import { HandshakeReader, handshakeError, handshakeSuccess, type HandshakeRequest } from "./handshake.js";
 import type { HubCallerContext, Principal } from "../hubs/hub-caller-context.js";
 import { MessageType, type CloseMessage, type HubMessage, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
 import { ReplayBuffer } from "./replay-buffer.js";
 import { ConnectionStreams, type StreamLimits } from "./connection-streams.js";
+import { HubState } from "./hub-state.js";
 import type { HubMessageParser, HubProtocol, ParserLimits, TransferFormat } from "../contracts/hub-protocol.js";
 import type { FlushScheduler } from "../fan-out/flush-scheduler.js";
 import type { Recipient } from "../contracts/hub-lifetime-manager.js";
@@ -59,6 +59,10 @@ export interface ConnectionHost {
   pingRecord(index: number): SerializedRecord;
   /** The `clients` object of this connection's hubs (asked for once, on first use). */
   callerClients(connection: HubConnection): unknown;
+  /** The context this connection's hubs see (asked for once, on first use). */
+  callerContext(connection: HubConnection): HubCallerContext;
+  /** A new DI scope for this connection (asked for once, on first use). */
+  connectionScope(): DependencyContainer;
   /**
    * The handshake succeeded: register the connection and run `onConnected`. A returned promise
    * settles when `onConnected` has finished; invocations wait for it.
@@ -194,37 +198,28 @@ export class HubConnection implements ConnectionHandle, Recipient {
   #format: TransferFormat = "text";
 
   readonly connectionId: string;
+  /** The secret connection token from negotiate, or undefined when the client skipped negotiation. */
+  readonly token: string | undefined;
   readonly request: ConnectionRequest;
-  readonly #parentContainer: DependencyContainer;
-  #container: DependencyContainer | undefined;
-  #items: Map<unknown, unknown> | undefined;
-  #callerClients: unknown;
+  /** What hub code and invocations use, made when first needed: an idle connection has none. */
+  #hub: HubState | undefined;
   #groups: Set<string> | undefined;
   userIdentifier: string | null = null;
   /** The principal that opened the connection (from `authenticate`), or null. */
   user: Principal | null = null;
-  /** When the user's authentication expires (ms since the epoch; `closeOnAuthenticationExpiration`): the connection is closed then. */
-  authenticationExpiresAt = Infinity;
+  /**
+   * When the user's authentication expires (ms since the epoch), or 0 for never. 0 rather than
+   * Infinity: a field that only ever holds small integers stays unboxed, while a double costs
+   * every connection a 16-byte box.
+   */
+  #expiresAt = 0;
   protocol: HubProtocol | undefined;
   /** When something was last written (kept by `tick` from the {@link SENT} bit, and by control writes). */
   #lastSentAt = 0;
   lastReceivedAt = 0;
-  /** Per-connection objects handed to hubs; created once by the endpoint after the handshake. */
-  callerContext!: HubCallerContext;
-
-  #heldSince = 0;
-  /** When the transport was lost (0 while one is attached). */
-  #detachedAt = 0;
-  #handshake: HandshakeReader | undefined;
-  #handshakeTimer: NodeJS.Timeout | undefined;
+  /** While handshaking: the request reader and the timer that cancels a handshake taking too long. */
+  #handshake: { readonly reader: HandshakeReader; readonly timer: NodeJS.Timeout } | undefined;
   #parser: HubMessageParser | undefined;
-  #running = 0;
-  /** Invocations waiting for a slot (`maxParallelInvocations`); made when first needed. */
-  #waiting: (InvocationMessage | StreamInvocationMessage)[] | undefined;
-  /** Streams and client results, made on first use. */
-  #streams: ConnectionStreams | undefined;
-  /** A protocol fault whose Close waits until the invocations read before the bad record have started. */
-  #pendingFault: { readonly message: CloseMessage; readonly error: Error | undefined } | undefined;
   /**
    * Parsed records not handled yet (from `#inboxHead`): a connection handles at most
    * `maxMessagesPerTurn` per event-loop turn, so one frame full of small records cannot hold the
@@ -239,18 +234,19 @@ export class HubConnection implements ConnectionHandle, Recipient {
   #inboxFault: unknown;
   #onMessage: ((message: HubMessage) => void) | undefined;
   #drainLater: (() => void) | undefined;
-  #onInvocationDone: (() => void) | undefined;
 
-  /** `statefulReconnect`: the client negotiated it; it is active once the handshake asks for version 2. */
-  constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, container: DependencyContainer, statefulReconnect = false) {
+  /**
+   * `token`: the connection token from negotiate, if any. `statefulReconnect`: the client
+   * negotiated it; it is active once the handshake asks for version 2.
+   */
+  constructor(host: ConnectionHost, connectionId: string, transport: TransportConnection, request: ConnectionRequest, token: string | undefined, statefulReconnect = false) {
     this.#host = host;
     this.connectionId = connectionId;
+    this.token = token;
     this.#transport = transport;
     if (statefulReconnect) this.#flags = STATEFUL_ALLOWED;
     this.request = request;
-    this.#parentContainer = container;
-    this.#handshake = new HandshakeReader(host.options.maxMessageSize);
-    this.#handshakeTimer = setTimeout(() => this.#handshakeFailed("Handshake was canceled."), host.options.handshakeTimeout);
+    this.#handshake = { reader: new HandshakeReader(host.options.maxMessageSize), timer: setTimeout(() => this.#handshakeFailed("Handshake was canceled."), host.options.handshakeTimeout) };
     this.lastReceivedAt = this.#lastSentAt = Date.now();
   }
 
@@ -281,12 +277,14 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * connection never pays for one.
    */
   get container(): DependencyContainer {
-    return (this.#container ??= createConnectionScope(this.#parentContainer));
+    const hub = (this.#hub ??= new HubState());
+    return (hub.container ??= this.#host.connectionScope());
   }
 
   /** Per-connection items (`context.items`), made on first use. */
   get items(): Map<unknown, unknown> {
-    return (this.#items ??= new Map());
+    const hub = (this.#hub ??= new HubState());
+    return (hub.items ??= new Map());
   }
 
   /** The server options this connection reads. */
@@ -301,19 +299,39 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** This connection's streams and client results, made on first use. */
   get streams(): ConnectionStreams {
-    return (this.#streams ??= new ConnectionStreams(this.#host.options, () => this.#uploadsDrained()));
+    const hub = (this.#hub ??= new HubState());
+    return (hub.streams ??= new ConnectionStreams(this.#host.options, () => this.#uploadsDrained()));
   }
 
   /** An upload stream was read below its buffer: read from the client again unless another is still full. */
   #uploadsDrained(): void {
-    if (!this.#is(UPLOADS_PAUSED) || this.#streams?.uploadsFull === true) return;
+    if (!this.#is(UPLOADS_PAUSED) || this.#hub?.streams?.uploadsFull === true) return;
     this.#mark(UPLOADS_PAUSED, false);
     if (this.#state !== CLOSED) this.#syncReading();
   }
 
   /** The `clients` of this connection's hub instances, made on first use. */
   get callerClients(): unknown {
-    return (this.#callerClients ??= this.#host.callerClients(this));
+    const hub = (this.#hub ??= new HubState());
+    return (hub.callerClients ??= this.#host.callerClients(this));
+  }
+
+  /** The context handed to this connection's hubs and modules, made on first use. */
+  get callerContext(): HubCallerContext {
+    const hub = (this.#hub ??= new HubState());
+    return (hub.callerContext ??= this.#host.callerContext(this));
+  }
+
+  /**
+   * When the user's authentication expires (ms since the epoch; `closeOnAuthenticationExpiration`):
+   * the connection is closed then. Infinity (the default) for never.
+   */
+  get authenticationExpiresAt(): number {
+    return this.#expiresAt === 0 ? Infinity : this.#expiresAt;
+  }
+
+  set authenticationExpiresAt(value: number) {
+    this.#expiresAt = value === Infinity ? 0 : value;
   }
 
   /** True between the handshake and the end, also while in the reconnect window. */
@@ -331,6 +349,11 @@ export class HubConnection implements ConnectionHandle, Recipient {
     return this.#detachedAt !== 0;
   }
 
+  /** When the transport was lost (0 while one is attached, and without stateful reconnect); kept by the replay buffer. */
+  get #detachedAt(): number {
+    return this.#replay === undefined ? 0 : this.#replay.detachedAt;
+  }
+
   /** True while a new transport may take this connection over: stateful and not ending. */
   get resumable(): boolean {
     return this.#replay !== undefined && this.#state === CONNECTED && !this.#is(CLOSE_MESSAGE_SENT);
@@ -340,10 +363,10 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   receive(data: Uint8Array): void {
     // After a fault the parser's state is unspecified: nothing more is read from this client.
-    if (this.#state === CLOSED || this.#pendingFault !== undefined || this.#inboxFault !== undefined) return;
+    if (this.#state === CLOSED || this.#hub?.pendingFault !== undefined || this.#inboxFault !== undefined) return;
     try {
       if (this.#state === HANDSHAKING) {
-        const done = this.#handshake!.read(data);
+        const done = this.#handshake!.reader.read(data);
         if (done === undefined) return;
         if (!this.#acceptHandshake(done.request)) return;
         if (done.rest.length === 0) return;
@@ -417,8 +440,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
   }
 
   #acceptHandshake(request: HandshakeRequest): boolean {
-    clearTimeout(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
+    clearTimeout(this.#handshake?.timer);
     this.#handshake = undefined;
     const index = this.#host.protocolIndex(request.protocol);
     if (index === -1) return this.#handshakeFailed(`The protocol '${request.protocol}' is not supported.`);
@@ -439,7 +461,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
     if (this.#is(STATEFUL_ALLOWED) && request.version >= 2) {
       this.#replay = new ReplayBuffer(this.#host.options.statefulReconnectBufferSize);
       this.#flags |= HELD | STALLED;
-      this.#heldSince = this.lastReceivedAt;
+      this.#replay.heldSince = this.lastReceivedAt;
     }
     const connecting = this.#host.connected(this);
     if (connecting !== undefined) {
@@ -455,7 +477,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   #handshakeFailed(text: string): false {
     if (this.#state !== HANDSHAKING) return false;
-    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#handshake?.timer);
+    this.#handshake = undefined;
     this.#host.logger.debug({ connectionId: this.connectionId, reason: text }, "Handshake failed.");
     this.#transport.write([new SerializedRecord(handshakeError(text))], 1, "text");
     this.#state = CLOSED;
@@ -475,10 +498,11 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.#host.logger[known ? "debug" : "error"]({ connectionId: this.connectionId, err: error }, "Closing a connection after bad data.");
     const close: CloseMessage = { type: MessageType.Close, error: CONNECTION_ERROR_TEXT + detail, allowReconnect: true };
     const cause = error instanceof Error ? error : undefined;
-    if (this.#waiting !== undefined && this.#waiting.length > 0) {
+    const hub = this.#hub;
+    if (hub?.waiting !== undefined && hub.waiting.length > 0) {
       // Like ASP.NET, which reads the next record only once the previous invocation has a slot:
       // invocations before the bad record still start, in order, and the Close follows them.
-      this.#pendingFault = { message: close, error: cause };
+      hub.pendingFault = { message: close, error: cause };
       return;
     }
     this.close(close, cause);
@@ -502,16 +526,16 @@ export class HubConnection implements ConnectionHandle, Recipient {
         this.#end(message.error !== undefined ? new Error(message.error) : undefined);
         return;
       case MessageType.StreamItem:
-        if (this.#streams?.item(message) === true && !this.#is(UPLOADS_PAUSED)) {
+        if (this.#hub?.streams?.item(message) === true && !this.#is(UPLOADS_PAUSED)) {
           this.#mark(UPLOADS_PAUSED, true);
           this.#syncReading();
         }
         return;
       case MessageType.Completion:
-        this.#streams?.completion(message);
+        this.#hub?.streams?.completion(message);
         return;
       case MessageType.CancelInvocation:
-        this.#streams?.cancel(message.invocationId);
+        this.#hub?.streams?.cancel(message.invocationId);
         return;
       default:
         // Ping only resets the timeout. Stream items, completions and cancellations for ids the
@@ -553,11 +577,12 @@ export class HubConnection implements ConnectionHandle, Recipient {
   // ---- invocation queue (maxParallelInvocations, receive-side back-pressure) -------------
 
   #enqueueInvocation(message: InvocationMessage | StreamInvocationMessage): void {
-    if (!this.#is(CONNECTING) && this.#running < this.#host.options.maxParallelInvocations) {
-      this.#start(message);
+    const hub = (this.#hub ??= new HubState());
+    if (!this.#is(CONNECTING) && hub.running < this.#host.options.maxParallelInvocations) {
+      this.#start(hub, message);
       return;
     }
-    const waiting = (this.#waiting ??= []);
+    const waiting = (hub.waiting ??= []);
     waiting.push(message);
     if (!this.#is(QUEUE_PAUSED) && waiting.length >= this.#host.options.maxQueuedInvocations) {
       this.#mark(QUEUE_PAUSED, true);
@@ -582,27 +607,29 @@ export class HubConnection implements ConnectionHandle, Recipient {
     this.lastReceivedAt = Date.now(); // the client's pings were unread while paused: not its fault
   }
 
-  #start(message: InvocationMessage | StreamInvocationMessage): void {
-    this.#running++;
-    const done = (this.#onInvocationDone ??= () => this.#invocationDone());
+  #start(hub: HubState, message: InvocationMessage | StreamInvocationMessage): void {
+    hub.running++;
+    const done = (hub.onInvocationDone ??= () => this.#invocationDone());
     this.#host.invoke(this, message).then(done, done);
   }
 
   /** An invocation finished (`finished`), or `onConnected` did: start what the free slots allow. */
   #invocationDone(finished = true): void {
-    if (finished) this.#running--;
+    // An invocation made the hub state; onConnected may finish without one (nothing then waits).
+    const hub = this.#hub;
+    if (finished) hub!.running--;
     // While reading is paused the client's pings cannot arrive: progress on its queue stands in
     // for them, so a slow but moving queue is not a timeout, and a hung one still is.
     if (this.#is(READING_PAUSED)) this.lastReceivedAt = Date.now();
-    if (this.#state === CLOSED) return;
-    const waiting = this.#waiting;
+    if (this.#state === CLOSED || hub === undefined) return;
+    const waiting = hub.waiting;
     if (waiting !== undefined) {
-      while (!this.#is(CONNECTING) && this.#running < this.#host.options.maxParallelInvocations && waiting.length > 0) {
-        this.#start(waiting.shift()!);
+      while (!this.#is(CONNECTING) && hub.running < this.#host.options.maxParallelInvocations && waiting.length > 0) {
+        this.#start(hub, waiting.shift()!);
       }
     }
-    if (this.#pendingFault !== undefined && (waiting?.length ?? 0) === 0) {
-      this.close(this.#pendingFault.message, this.#pendingFault.error);
+    if (hub.pendingFault !== undefined && (waiting?.length ?? 0) === 0) {
+      this.close(hub.pendingFault.message, hub.pendingFault.error);
       return;
     }
     if (this.#is(QUEUE_PAUSED) && (waiting?.length ?? 0) < this.#host.options.maxQueuedInvocations / 2) {
@@ -842,7 +869,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
       this.#flags &= ~SENT;
       this.#lastSentAt = now;
     }
-    if (now >= this.authenticationExpiresAt && this.#state === CONNECTED) {
+    if (this.#expiresAt !== 0 && now >= this.#expiresAt && this.#state === CONNECTED) {
       this.close({ type: MessageType.Close, error: `${CONNECTION_ERROR_TEXT} The authentication expired.`, allowReconnect: true }, new Error("Authentication expired."));
       return;
     }
@@ -864,18 +891,18 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   #tickTracked(replay: ReplayBuffer, now: number): void {
     const options = this.#host.options;
-    if (this.#detachedAt !== 0) {
-      if (now - this.#detachedAt >= options.disconnectTimeout) this.#end(new ConnectionTimeoutError("The client did not reconnect within the disconnect timeout."));
+    if (replay.detachedAt !== 0) {
+      if (now - replay.detachedAt >= options.disconnectTimeout) this.#end(new ConnectionTimeoutError("The client did not reconnect within the disconnect timeout."));
       return;
     }
     if (now - this.lastReceivedAt >= options.clientTimeout) {
       // A silent client may be behind a dead network path: it gets the reconnect window to come back.
       this.#host.logger.debug({ connectionId: this.connectionId }, "Client timeout; waiting for a reconnect.");
-      this.#detach();
+      this.#detach(replay);
       return;
     }
     if (this.#is(HELD)) {
-      if (now - this.#heldSince < FIRST_FRAME_WAIT) return;
+      if (now - replay.heldSince < FIRST_FRAME_WAIT) return;
       this.#releaseHold();
     }
     if (!replay.awaitingSequence && replay.received > replay.ackSent) {
@@ -888,10 +915,10 @@ export class HubConnection implements ConnectionHandle, Recipient {
   // ---- stateful reconnect ------------------------------------------------------------------
 
   /** The transport is gone but the client may come back: keep everything for `disconnectTimeout`. */
-  #detach(): void {
+  #detach(replay: ReplayBuffer): void {
     const transport = this.#transport;
     this.#transport = LOST;
-    this.#detachedAt = Date.now() || 1;
+    replay.detachedAt = Date.now() || 1;
     this.#flags |= STALLED;
     transport.close(); // a no-op when the transport is the one that closed
     this.#host.logger.debug({ connectionId: this.connectionId }, "Transport lost; the connection waits for a reconnect.");
@@ -906,9 +933,9 @@ export class HubConnection implements ConnectionHandle, Recipient {
   reattach(transport: TransportConnection): boolean {
     const replay = this.#replay;
     if (replay === undefined || !this.resumable) return false;
-    if (this.#detachedAt === 0) this.#detach();
+    if (replay.detachedAt === 0) this.#detach(replay);
     this.#transport = transport;
-    this.#detachedAt = 0;
+    replay.detachedAt = 0;
     this.#mark(HELD, false);
     replay.awaitingSequence = true;
     // Our last Ack may have died with the old socket: acknowledge again once the client is back.
@@ -952,8 +979,8 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * WebSocket close (a page navigating away) ends the connection at once.
    */
   transportClosed(error?: Error): void {
-    if (error !== undefined && this.#replay !== undefined && this.resumable && this.#detachedAt === 0) {
-      this.#detach();
+    if (error !== undefined && this.#replay !== undefined && this.resumable && this.#replay.detachedAt === 0) {
+      this.#detach(this.#replay);
       return;
     }
     this.#end(error);
@@ -961,13 +988,14 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   #end(error: Error | undefined): void {
     if (this.#state === CLOSED) return;
-    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#handshake?.timer);
+    this.#handshake = undefined;
     this.#state = CLOSED;
-    this.#waiting = undefined;
+    if (this.#hub !== undefined) this.#hub.waiting = undefined;
     this.#clearQueue();
     this.#replay = undefined;
     this.#transport.close(); // a no-op when the transport is the one that closed
-    this.#streams?.closeAll();
+    this.#hub?.streams?.closeAll();
     this.#host.ended(this, error);
   }
 }

@@ -5,8 +5,8 @@ const COMPACT_AFTER = 1024;
 
 /**
  * Stateful reconnect bookkeeping of one connection (../shared/signalr-protocol.md §8.2): the
- * trackable records sent but not yet acknowledged by the client, and the sequence counters of both
- * directions. Records are kept by reference: a fan-out's record is shared by all its recipients
+ * trackable records sent but not yet acknowledged by the client, the sequence counters of both
+ * directions, and the times the reconnect window and the first-frame hold began. Records are kept by reference: a fan-out's record is shared by all its recipients
  * and is never copied per connection.
  *
  * Ids are implicit and consecutive from 1 in each direction, so the oldest unacknowledged record
@@ -29,6 +29,13 @@ export class ReplayBuffer {
   ackSent = 0;
   /** After a reattach: everything but the client's Sequence is ignored until it arrives (§8.4). */
   awaitingSequence = false;
+  /**
+   * When the transport was lost (ms since the epoch; 0 while one is attached): the reconnect
+   * window runs from here. Kept here, not on the connection: only stateful connections need it.
+   */
+  detachedAt = 0;
+  /** When the wait for the client's first frame after the handshake began (§8.4). */
+  heldSince = 0;
   /** The id the next trackable message from the client gets (rewound by its Sequence). */
   #nextReceiving = 1;
 

@@ -69,11 +69,18 @@ export type TransportType = "WebSockets" | "ServerSentEvents" | "LongPolling";
 /** Every transport, in the order negotiate lists them (the client's preference order). */
 export const TRANSPORT_TYPES: readonly TransportType[] = Object.freeze(["WebSockets", "ServerSentEvents", "LongPolling"]);
 
-/** The request facts a transport passes to the core when a connection starts. */
+/**
+ * The request facts a transport passes to the core when a connection starts. A connection keeps
+ * them for its whole life, so a transport should keep them compact (the WebSocket transport keeps
+ * the query as the URL string until it is read, and leaves out the handshake-only headers).
+ */
 export interface ConnectionRequest {
-  /** Query parameters of the connect request, as a null-prototype map (never look up with `in`). */
+  /** Query parameters of the connect request (the first value of each name), read-only; a `ReadonlyMap`, not necessarily a `Map`. */
   readonly query: ReadonlyMap<string, string>;
-  /** Lower-cased request headers. */
+  /**
+   * Lower-cased request headers. Transports may leave out the headers only the transport itself
+   * uses (`connection`, `upgrade`, `sec-websocket-key`, `sec-websocket-version`, `sec-websocket-extensions`).
+   */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly remoteAddress: string | undefined;
   /**

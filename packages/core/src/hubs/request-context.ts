@@ -5,9 +5,12 @@ import type { ConnectionRequest, TransportType } from "../contracts/transport.js
  * `Context.GetHttpContext()`), read-only. For long polling it is the first poll's request.
  */
 export interface RequestContext {
-  /** Lower-cased request headers (frozen). */
+  /**
+   * Lower-cased request headers (frozen), without those only the transport uses (`connection`,
+   * `upgrade`, `sec-websocket-key`, `sec-websocket-version`, `sec-websocket-extensions`).
+   */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** Query parameters (the first value of each name). */
+  /** Query parameters (the first value of each name); a `ReadonlyMap`, not necessarily a `Map`. */
   readonly query: ReadonlyMap<string, string>;
   /** Cookies of the `Cookie` header, percent-decoded where valid (the first value of each name). */
   readonly cookies: ReadonlyMap<string, string>;

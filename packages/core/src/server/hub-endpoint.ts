@@ -8,6 +8,7 @@ import { GroupRejoin } from "./group-rejoin.js";
 import type { Hub } from "../hubs/hub.js";
 import type { HubCallerContext } from "../hubs/hub-caller-context.js";
 import { HubConnection, TransportLease, type ConnectionHost } from "../connections/hub-connection.js";
+import { createConnectionScope } from "../connections/connection-scope.js";
 import type { HubDescriptor } from "../hubs/hub-descriptor.js";
 import { activateHub, dispatchInvocation, type DispatchContext } from "./hub-dispatcher.js";
 import { MessageType, PING_MESSAGE, type InvocationMessage, type StreamInvocationMessage } from "../contracts/hub-messages.js";
@@ -151,7 +152,6 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
   readonly #container: DependencyContainer;
   readonly #protocolIndex = new Map<string, number>();
   readonly #pingRecords: SerializedRecord[];
-  readonly #tokens = new WeakMap<HubConnection, string>();
   readonly #disconnects = new Set<Promise<void>>();
   readonly #onConnectedRuns = new WeakMap<HubConnection, Promise<boolean>>();
   /** Stateful-reconnect connections by token: the ones a new transport may resume. */
@@ -300,7 +300,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       this.logger.warn({ hub: this.descriptor.name, connectionId: entry.connectionId }, "A connection token was presented by a different user; refused.");
       return FORBIDDEN;
     }
-    const pending: PendingConnection = admitted({ connectionId: entry.connectionId, token, user, statefulReconnect: entry.statefulReconnect });
+    const pending: PendingConnection = admitted({ connectionId: entry.connectionId, token: entry.token, user, statefulReconnect: entry.statefulReconnect });
     if (resumed !== undefined) {
       if (!resumed.resumable) return ENDED;
       if (resumed.reattaching) return REATTACHING;
@@ -342,10 +342,9 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
       this.#reconnected(resumed);
       return lease;
     }
-    const connection = new HubConnection(this, pending.connectionId, transport, request, this.#container, pending.statefulReconnect);
+    const connection = new HubConnection(this, pending.connectionId, transport, request, pending.token, pending.statefulReconnect);
     connection.user = pending.user;
     if (this.options.closeOnAuthenticationExpiration) connection.authenticationExpiresAt = authenticationExpiry(pending.user);
-    if (pending.token !== undefined) this.#tokens.set(connection, pending.token);
     this.connections.add(connection);
     const observer = this.#observer;
     if (observer !== undefined) {
@@ -371,12 +370,19 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     return new DefaultHubCallerClients(this, connection.connectionId);
   }
 
+  callerContext(connection: HubConnection): HubCallerContext {
+    return new CallerContext(connection);
+  }
+
+  connectionScope(): DependencyContainer {
+    return createConnectionScope(this.#container);
+  }
+
   connected(connection: HubConnection): Promise<void> | undefined {
     connection.userIdentifier = this.#userKey(connection.user, connection.connectionId, connection.request);
-    connection.callerContext = new CallerContext(connection);
     this.lifetimeManager.onConnected(connection);
     if (connection.resumable) {
-      const token = this.#tokens.get(connection);
+      const token = connection.token;
       if (token !== undefined) this.#resumable.set(token, connection);
     }
     // Groups from a rejoin token or the membership store are joined first: onConnected and the
@@ -455,7 +461,7 @@ export class HubEndpoint implements ConnectionEndpoint, ConnectionHost, Dispatch
     if (!this.connections.delete(connection)) return;
     if (this.#observer !== undefined) this.#connectionEnded(connection, error);
     this.#rejoin.ended(connection);
-    const token = this.#tokens.get(connection);
+    const token = connection.token;
     if (token !== undefined) {
       this.store.release(token);
       this.#resumable.delete(token);
