@@ -160,4 +160,40 @@ describe("HubConnection state made on first use", () => {
     connection.receive(encoder.encode(`{"protocol":"json","version":1}${RS}`)); // too late: ignored
     expect(transport.written).toHaveLength(1);
   });
+
+  it("reads bare Pings without making a parser until the client sends something else", async () => {
+    let parsers = 0;
+    class CountingJson extends JsonHubProtocol {
+      override createParser(...args: Parameters<JsonHubProtocol["createParser"]>): ReturnType<JsonHubProtocol["createParser"]> {
+        parsers++;
+        return super.createParser(...args);
+      }
+    }
+    const host = new CountingHost();
+    (host as { options: unknown }).options = resolveOptions({ protocols: [new CountingJson()], logger: SILENT });
+    const { connection } = open(host);
+    const ping = encoder.encode(`{"type":6}${RS}`);
+    connection.lastReceivedAt = 0;
+    connection.receive(ping);
+    connection.receive(ping);
+    expect(parsers).toBe(0);
+    expect(connection.lastReceivedAt).toBeGreaterThan(0); // the client timeout was reset
+    // A Ping split over two frames is not the Ping record: the parser reads it, as any data.
+    connection.receive(ping.subarray(0, 4));
+    connection.receive(ping.subarray(4));
+    expect(parsers).toBe(1);
+    connection.receive(invocation("Hello"));
+    await turn();
+    expect(host.invoked).toEqual(["Hello"]);
+    expect(parsers).toBe(1);
+    expect(connection.connected).toBe(true);
+  });
+
+  it("hands a Ping glued to another record to the parser, which reads both", async () => {
+    const host = new CountingHost();
+    const { connection } = open(host);
+    connection.receive(encoder.encode(`{"type":6}${RS}{"type":1,"target":"Glued","arguments":[]}${RS}`));
+    await turn();
+    expect(host.invoked).toEqual(["Glued"]);
+  });
 });

@@ -135,6 +135,12 @@ const SINGLE: SerializedRecord[] = [];
 /** The inbox of a connection that has none (nothing is ever written to it). */
 const NO_MESSAGES: HubMessage[] = [];
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Close text for errors that end a connection (ASP.NET's wording, §4.6). */
 export const CONNECTION_ERROR_TEXT = "Connection closed with an error.";
 // One record per transfer format: a transport may cache a record's frame, and a record is only
@@ -373,8 +379,16 @@ export class HubConnection implements ConnectionHandle, Recipient {
         data = done.rest;
       }
       if (this.#is(HELD)) this.#releaseHold();
-      // The parser is made at the first data after the handshake: an idle connection has none.
-      this.#parser ??= this.protocol!.createParser(this.#host.options);
+      if (this.#parser === undefined) {
+        // Until the client sends anything but Pings (a listen-only client never does), a frame that
+        // is exactly this protocol's Ping only resets the timeout: no parser is made for it.
+        if (this.#replay === undefined && this.#state === CONNECTED && sameBytes(data, this.#host.pingRecord(this.protocolIndex).bytes)) {
+          this.lastReceivedAt = Date.now();
+          return;
+        }
+        // The parser is made at the first other data after the handshake: an idle connection has none.
+        this.#parser = this.protocol!.createParser(this.#host.options);
+      }
       this.#parser.parse(data, (this.#onMessage ??= (message) => (this.#inbox ??= []).push(message)));
     } catch (error) {
       if (this.#inboxHead === (this.#inbox?.length ?? 0)) {
