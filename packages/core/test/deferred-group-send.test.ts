@@ -168,6 +168,22 @@ describe("group sends deferred to the end of the turn", () => {
     expect(members[2]!.transport.received).toEqual(["not-0", "not-0-again", "not-1"]);
   });
 
+  it("exclusions are read when the send is made: changing the excluded ids afterwards in the same turn changes nothing", async () => {
+    const { test, members } = await setUp(3);
+    const context = test.server.hubContext(RoomHub);
+    const except = [members[0]!.id];
+    const others = context.clients.groupExcept("room", except); // a proxy kept and reused
+    void others.send("M", "not-0");
+    except[0] = members[1]!.id;
+    void others.send("M", "not-1");
+    except.length = 0;
+    void others.send("M", "everyone");
+    await turn();
+    expect(members[0]!.transport.received).toEqual(["not-1", "everyone"]);
+    expect(members[1]!.transport.received).toEqual(["not-0", "everyone"]);
+    expect(members[2]!.transport.received).toEqual(["not-0", "not-1", "everyone"]);
+  });
+
   it("arguments are read when the send is made: changing them afterwards in the same turn changes nothing", async () => {
     const { test, members } = await setUp(2);
     const context = test.server.hubContext(RoomHub);
