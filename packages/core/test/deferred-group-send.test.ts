@@ -127,6 +127,23 @@ describe("group sends deferred to the end of the turn", () => {
     for (const member of members) expect(member.transport.messageWrites).toBe(1);
   });
 
+  it("a burst to more groups than are deferred at once, with sends to single members between, keeps each member's order", async () => {
+    const { test, members } = await setUp(3);
+    const context = test.server.hubContext(RoomHub);
+    for (let g = 0; g < 40; g++) for (const [i, member] of members.entries()) if (g % (i + 1) === 0) await context.groups.add(member.id, `g${g}`);
+    const expected: unknown[][] = [[], [], []];
+    for (let g = 0; g < 40; g++) {
+      void context.clients.group(`g${g}`).send("M", `g${g}`);
+      for (const [i] of members.entries()) if (g % (i + 1) === 0) expected[i]!.push(`g${g}`);
+      const target = g % 3;
+      void context.clients.client(members[target]!.id).send("M", `d${g}`);
+      expected[target]!.push(`d${g}`);
+    }
+    await turn();
+    expect(members.map((member) => member.transport.received)).toEqual(expected);
+    for (const member of members) expect(member.transport.messageWrites).toBe(1);
+  });
+
   it("sends to several groups and to all keep each connection's order", async () => {
     const { test, members } = await setUp(3);
     const context = test.server.hubContext(RoomHub);
