@@ -127,6 +127,23 @@ describe("group sends deferred to the end of the turn", () => {
     for (const member of members) expect(member.transport.messageWrites).toBe(1);
   });
 
+  it("a burst to more groups than are deferred at once, with sends to single members between, keeps each member's order", async () => {
+    const { test, members } = await setUp(3);
+    const context = test.server.hubContext(RoomHub);
+    for (let g = 0; g < 40; g++) for (const [i, member] of members.entries()) if (g % (i + 1) === 0) await context.groups.add(member.id, `g${g}`);
+    const expected: unknown[][] = [[], [], []];
+    for (let g = 0; g < 40; g++) {
+      void context.clients.group(`g${g}`).send("M", `g${g}`);
+      for (const [i] of members.entries()) if (g % (i + 1) === 0) expected[i]!.push(`g${g}`);
+      const target = g % 3;
+      void context.clients.client(members[target]!.id).send("M", `d${g}`);
+      expected[target]!.push(`d${g}`);
+    }
+    await turn();
+    expect(members.map((member) => member.transport.received)).toEqual(expected);
+    for (const member of members) expect(member.transport.messageWrites).toBe(1);
+  });
+
   it("sends to several groups and to all keep each connection's order", async () => {
     const { test, members } = await setUp(3);
     const context = test.server.hubContext(RoomHub);
@@ -166,6 +183,22 @@ describe("group sends deferred to the end of the turn", () => {
     expect(members[0]!.transport.received).toEqual(["not-1"]);
     expect(members[1]!.transport.received).toEqual(["not-0", "not-0-again"]);
     expect(members[2]!.transport.received).toEqual(["not-0", "not-0-again", "not-1"]);
+  });
+
+  it("exclusions are read when the send is made: changing the excluded ids afterwards in the same turn changes nothing", async () => {
+    const { test, members } = await setUp(3);
+    const context = test.server.hubContext(RoomHub);
+    const except = [members[0]!.id];
+    const others = context.clients.groupExcept("room", except); // a proxy kept and reused
+    void others.send("M", "not-0");
+    except[0] = members[1]!.id;
+    void others.send("M", "not-1");
+    except.length = 0;
+    void others.send("M", "everyone");
+    await turn();
+    expect(members[0]!.transport.received).toEqual(["not-1", "everyone"]);
+    expect(members[1]!.transport.received).toEqual(["not-0", "everyone"]);
+    expect(members[2]!.transport.received).toEqual(["not-0", "not-1", "everyone"]);
   });
 
   it("arguments are read when the send is made: changing them afterwards in the same turn changes nothing", async () => {

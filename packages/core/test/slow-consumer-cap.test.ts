@@ -1,9 +1,14 @@
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
 import { Hub, Refusal, type ConnectionHandle, type ConnectionRequest, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
-import { closeAll, RS, startServer, type TestServer } from "../../../test-support/harness.js";
+import { closeAll, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
 
-class CapHub extends Hub {}
+class CapHub extends Hub {
+  async postAndLeave(text: string): Promise<void> {
+    await this.clients.group("g").send("M", text);
+    this.context.abort();
+  }
+}
 
 /** A transport whose buffered amount the test sets, and which counts how often it is read. */
 class BufferingTransport implements TransportConnection {
@@ -102,5 +107,29 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
     expect(healthy!.transport.written.filter((text) => text.includes(big))).toHaveLength(3);
     expect(healthy!.transport.closed).toBe(false);
     expect(context.groups.count("g")).toBe(1);
+  });
+
+  it("a group send that finds a backed-up member past the cap closes it with the slow-consumer Close, also when the hub closes that member in the same turn", async () => {
+    const maxBufferedBytes = 10_000;
+    server = await startServer([], { maxBufferedBytes });
+    server.server.addHub(CapHub, "/cap");
+    const [slow, healthy] = await connect(server, 2);
+    const context = server.server.hubContext(CapHub);
+    for (const { handle } of [slow!, healthy!]) await context.groups.add(handle.connectionId, "g");
+    // A write that finds the socket holding bytes: the connection is backed up, its sends are checked.
+    slow!.transport.buffered = 100;
+    void context.clients.group("g").send("M", "first");
+    await turn();
+    slow!.transport.buffered = maxBufferedBytes - 100;
+    const big = "x".repeat(300);
+    // The slow member's own method sends to its group (past its cap), then ends its connection.
+    slow!.handle.receive(new TextEncoder().encode(`{"type":1,"target":"postAndLeave","arguments":["${big}"]}${RS}`));
+    await until(() => slow!.transport.closed);
+    await turn();
+    expect(slow!.transport.written.filter((text) => text.includes(big))).toEqual([]);
+    expect(slow!.transport.written.at(-1)).toBe(`{"type":7,"error":"Connection closed with an error. The client did not read its messages fast enough.","allowReconnect":true}${RS}`);
+    expect(server.logger.entries.filter((entry) => entry.level === "warn")).toEqual([expect.objectContaining({ message: "Closing a slow consumer." })]);
+    expect(healthy!.transport.written.filter((text) => text.includes(big))).toHaveLength(1);
+    expect(healthy!.transport.closed).toBe(false);
   });
 });

@@ -851,8 +851,6 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /** Queues `record` after everything queued and writes it all now (handshake reply, Close). */
   #writeNow(record: SerializedRecord): void {
-    const scheduler = this.#host.scheduler;
-    if (scheduler.deferring) scheduler.catchUp(this); // a group send made before goes first
     this.#append(record);
     this.#queuedBytes += record.bytes.length;
     this.#writeOutbox();
@@ -973,6 +971,14 @@ export class HubConnection implements ConnectionHandle, Recipient {
   close(message: CloseMessage, error?: Error): void {
     if (this.#state === CLOSED) return;
     if (this.#state === CONNECTED && !this.#is(CLOSE_MESSAGE_SENT) && this.protocol !== undefined) {
+      // A group send deferred before the Close goes first (see FlushScheduler). It is queued before
+      // the Close is marked as sent: if it closes this connection as a slow consumer, that Close
+      // goes out, as when the send queued at once.
+      const scheduler = this.#host.scheduler;
+      if (scheduler.deferring) {
+        scheduler.catchUp(this);
+        if (!this.connected) return; // it was closed as a slow consumer, with its own Close
+      }
       this.#flags |= CLOSE_MESSAGE_SENT;
       let record: SerializedRecord | undefined;
       try {

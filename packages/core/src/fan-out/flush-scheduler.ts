@@ -20,6 +20,13 @@ export interface DeferredSend {
 }
 
 /**
+ * Deferred sends kept at once. The next one first queues them (as {@link FlushScheduler.settle}):
+ * every send queued on a connection in the turn asks each deferred send whether to catch it up, so
+ * without a bound a burst to many groups, each followed by another send, costs quadratic time.
+ */
+const MAX_DEFERRED = 16;
+
+/**
  * Coalesces writes: connections that queued output during this event-loop turn are flushed once,
  * together, from a single `setImmediate`. A burst of sends therefore costs one transport message
  * (one socket write) per connection instead of one per send.
@@ -56,8 +63,12 @@ export class FlushScheduler {
     this.#arm();
   }
 
-  /** Delivers `send` at the end of this turn, before the connections are flushed. */
+  /**
+   * Delivers `send` at the end of this turn, before the connections are flushed; past
+   * {@link MAX_DEFERRED} sends the ones deferred before it are queued first.
+   */
   defer(send: DeferredSend): void {
+    if (this.#deferred.length >= MAX_DEFERRED) this.#deliverDeferred(false);
     this.#deferred.push(send);
     this.#arm();
   }

@@ -207,7 +207,9 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
         const excluded = target.excluded !== undefined && target.excluded.length > 0 ? target.excluded : undefined;
         const last = scheduler.lastDeferred;
         if (last instanceof DeferredGroupSend && last.joins(members, excluded)) last.add(serialized);
-        else scheduler.defer(new DeferredGroupSend<C>(members, excluded, serialized, ++stamp));
+        // The exclusions are copied, as the arguments are encoded: the caller may change its
+        // array before the walk (one small array per deferred send that excludes, none per member).
+        else scheduler.defer(new DeferredGroupSend<C>(members, excluded?.slice(), serialized, ++stamp));
         return;
       }
       case "groups": {
