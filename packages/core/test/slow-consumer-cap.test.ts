@@ -132,4 +132,31 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
     expect(healthy!.transport.written.filter((text) => text.includes(big))).toHaveLength(1);
     expect(healthy!.transport.closed).toBe(false);
   });
+
+  it("an observer that sends to the group while a slow consumer is closed during a delivery loses and repeats nothing", async () => {
+    const maxBufferedBytes = 10_000;
+    let onEnded = (): void => {};
+    server = await startServer([], { maxBufferedBytes, observer: { connectionEnded: () => onEnded() } });
+    server.server.addHub(CapHub, "/cap");
+    const [slow, ...healthy] = await connect(server, 3);
+    const context = server.server.hubContext(CapHub);
+    for (const { handle } of [slow!, ...healthy]) await context.groups.add(handle.connectionId, "g");
+    void context.clients.group("g").send("M", "warm");
+    await turn();
+    slow!.transport.buffered = 100; // held bytes at this write: its next sends are checked as they are delivered
+    void context.clients.group("g").send("M", "G1");
+    await turn();
+    onEnded = () => void context.clients.group("g").send("M", "from-observer");
+    slow!.transport.buffered = maxBufferedBytes; // now full: the deferred delivery closes it
+    void context.clients.group("g").send("M", "G2");
+    void context.clients.group("g").send("M", "G3");
+    await turn();
+    await turn();
+    expect(slow!.transport.closed).toBe(true);
+    for (const { transport } of healthy) {
+      const got = transport.written.flatMap((text) => [...text.matchAll(/"arguments":\["([^"]+)"\]/g)].map((match) => match[1]));
+      expect(got.filter((text) => text === "from-observer")).toHaveLength(1);
+      expect(got.filter((text) => text !== "from-observer")).toEqual(["warm", "G1", "G2", "G3"]);
+    }
+  });
 });

@@ -39,7 +39,6 @@ export class FlushScheduler {
   #pending: Flushable[] = [];
   #spare: Flushable[] = [];
   #deferred: DeferredSend[] = [];
-  #spareDeferred: DeferredSend[] = [];
   #scheduled = false;
   #catchingUp = false;
   readonly #run = (): void => {
@@ -97,15 +96,13 @@ export class FlushScheduler {
 
   #deliverDeferred(atFlush: boolean): void {
     const deferred = this.#deferred;
-    // Taken off first: what the deliveries queue must not catch up with them again.
-    this.#deferred = this.#spareDeferred;
+    // Taken off first: what the deliveries queue must not catch up with them again. A new list
+    // each time (one per turn that deferred anything): code run during a delivery (a slow
+    // consumer's close reaching an observer) may defer and settle sends of its own, and must not
+    // be handed the list being walked.
+    this.#deferred = [];
     const alone = atFlush && deferred.length === 1;
-    try {
-      for (let i = 0; i < deferred.length; i++) deferred[i]!.deliver(alone);
-    } finally {
-      deferred.length = 0;
-      this.#spareDeferred = deferred;
-    }
+    for (let i = 0; i < deferred.length; i++) deferred[i]!.deliver(alone);
   }
 
   #arm(): void {
