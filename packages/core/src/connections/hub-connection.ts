@@ -689,18 +689,30 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   /**
    * Writes records `[0, count)` as one transport message now when nothing else waits for this
-   * connection: nothing queued, no replay buffer, a socket that has drained. Otherwise they are
-   * queued as {@link enqueue} queues them. Fan-out calls it at the end of a turn for a deferred
+   * connection: nothing queued, not held or stalled, a socket that has drained (with stateful
+   * reconnect, through the replay buffer as a flush would). Otherwise they are queued as
+   * {@link enqueue} queues them. Fan-out calls it at the end of a turn for a deferred
    * group send, so a member is touched once, by one walk, as the raw floor touches a socket.
    */
   deliverNow(records: readonly SerializedRecord[], count: number): void {
     if (this.#state !== CONNECTED) return;
-    if (this.#queued === 0 && this.#replay === undefined && (this.#flags & (BACKED_UP | STALLED | FLUSH_SCHEDULED)) === 0) {
+    if (this.#queued === 0 && (this.#flags & (BACKED_UP | STALLED | FLUSH_SCHEDULED | HELD)) === 0) {
       const transport = this.#transport;
+      // Nothing unsent: the cap cannot be passed by this turn's sends (as in `enqueue`).
       if (transport.bufferedAmount === 0) {
-        // Nothing unsent: the cap cannot be passed by this turn's sends (as in `enqueue`).
-        this.#flags = (this.#flags | SENT) & ~BACKED_UP;
-        transport.write(records, count, this.#format);
+        const replay = this.#replay;
+        if (replay === undefined) {
+          this.#flags = (this.#flags | SENT) & ~BACKED_UP;
+          transport.write(records, count, this.#format);
+          return;
+        }
+        // Stateful: what a scheduled flush would do, now (into the replay buffer as far as it
+        // has room, written together; the rest waits for Acks, in order).
+        for (let i = 0; i < count; i++) {
+          this.#append(records[i]!);
+          this.#queuedBytes += records[i]!.bytes.length;
+        }
+        this.#flushTracked(replay);
         return;
       }
     }
