@@ -108,4 +108,23 @@ describe("checkGroupName", () => {
   it.each([["a word", "room"], ["a space", " "], ["__proto__", "__proto__"], ["constructor", "constructor"], ["emoji", "🎉"]])("accepts %s", (_name, value) => {
     expect(() => checkGroupName(value)).not.toThrow();
   });
+
+  it("counts each group's members per protocol through joins, leaves and disconnects", () => {
+    const registry = new GroupRegistry<Member>();
+    const [json, json2, pack, third] = [new Member("a", 0), new Member("b", 0), new Member("c", 1), new Member("d", 2)];
+    for (const member of [json, json2, pack, third]) registry.add(member, "g");
+    registry.add(json, "g"); // twice: counted once
+    const speaking = (): number[] => [0, 1, 2, 3].map((index) => registry.membersOf("g")!.speaking(index));
+    expect(speaking()).toEqual([2, 1, 1, 0]);
+    registry.remove(json, "g");
+    registry.remove(json, "g"); // not a member any more: nothing changes
+    expect(speaking()).toEqual([1, 1, 1, 0]);
+    registry.removeAll(pack);
+    registry.removeAll(third);
+    expect(speaking()).toEqual([1, 0, 0, 0]);
+    registry.remove(json2, "g");
+    expect(registry.membersOf("g")).toBeUndefined();
+    registry.add(pack, "g");
+    expect(speaking()).toEqual([0, 1, 0, 0]); // a new group counts from zero
+  });
 });

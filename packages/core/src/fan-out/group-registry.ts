@@ -10,16 +10,35 @@ export interface GroupMember {
 
 /**
  * The members of one group, and how many speak each protocol (by protocol index), so a send can
- * encode in exactly the protocols its group needs without walking the group.
+ * encode in exactly the protocols its group needs without walking the group. The counts of the
+ * first two protocols are fields of the set itself (no second object to touch per join or leave).
  */
 export class GroupMembers<T> extends Set<T> implements ReadonlyGroupMembers<T> {
-  readonly perProtocol: number[] = [];
+  #first = 0;
+  #second = 0;
+  #others: number[] | undefined = undefined;
+
+  speaking(index: number): number {
+    if (index === 0) return this.#first;
+    if (index === 1) return this.#second;
+    return this.#others?.[index] ?? 0;
+  }
+
+  /** Adds `delta` to the members speaking the protocol at `index`. */
+  count(index: number, delta: 1 | -1): void {
+    if (index === 0) this.#first += delta;
+    else if (index === 1) this.#second += delta;
+    else {
+      const others = (this.#others ??= []);
+      others[index] = (others[index] ?? 0) + delta;
+    }
+  }
 }
 
 /** A group's members as the registry hands them out (never mutate them). */
 export interface ReadonlyGroupMembers<T> extends ReadonlySet<T> {
-  /** Members per protocol index (an index no member speaks may be missing or 0). */
-  readonly perProtocol: readonly number[];
+  /** How many members speak the protocol at `index` (a protocol index). */
+  speaking(index: number): number;
 }
 
 /** Throws {@link GroupNameError} unless `name` is a non-empty string. */
@@ -44,7 +63,7 @@ export class GroupRegistry<T extends GroupMember> {
       this.#groups.set(group, members);
     }
     members.add(member);
-    members.perProtocol[member.protocolIndex] = (members.perProtocol[member.protocolIndex] ?? 0) + 1;
+    members.count(member.protocolIndex, 1);
     member.groups.add(group);
   }
 
@@ -53,7 +72,7 @@ export class GroupRegistry<T extends GroupMember> {
     if (!member.groups.delete(group)) return;
     const members = this.#groups.get(group);
     if (members === undefined || !members.delete(member)) return;
-    members.perProtocol[member.protocolIndex]!--;
+    members.count(member.protocolIndex, -1);
     if (members.size === 0) this.#groups.delete(group);
   }
 
@@ -62,7 +81,7 @@ export class GroupRegistry<T extends GroupMember> {
     for (const group of member.groups) {
       const members = this.#groups.get(group);
       if (members === undefined || !members.delete(member)) continue;
-      members.perProtocol[member.protocolIndex]!--;
+      members.count(member.protocolIndex, -1);
       if (members.size === 0) this.#groups.delete(group);
     }
     member.groups.clear();

@@ -202,8 +202,7 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
         }
         // Encoded now, in the protocols the group's members speak (counted by the registry, no
         // walk): later changes to the arguments must not show in what is sent.
-        const perProtocol = members.perProtocol;
-        for (let i = 0; i < perProtocol.length; i++) if (perProtocol[i]! > 0) serialized.recordFor(i);
+        for (let i = 0; i < this.#protocols.length; i++) if (members.speaking(i) > 0) serialized.recordFor(i);
         const excluded = target.excluded !== undefined && target.excluded.length > 0 ? target.excluded : undefined;
         const last = scheduler.lastDeferred;
         if (last instanceof DeferredGroupSend && last.joins(members, excluded)) last.add(serialized);
