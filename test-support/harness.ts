@@ -6,7 +6,7 @@ import "reflect-metadata";
 import { container as rootContainer } from "tsyringe";
 import * as signalR from "@microsoft/signalr";
 import { MessagePackHubProtocol as ClientMessagePackProtocol } from "@microsoft/signalr-protocol-msgpack";
-import { SwitchboardServer, type HubClass, type Logger, type ServerOptions } from "@switchboard/core";
+import { Refusal, SwitchboardServer, type ConnectionHandle, type ConnectionRequest, type HubClass, type Logger, type ServerOptions, type TransportConnection } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { HttpTransport, type HttpTransportOptions } from "@switchboard/transport-ws";
@@ -213,4 +213,27 @@ export async function negotiate(server: TestServer, path: string, query = "negot
   const response = await fetch(`${server.url(path)}/negotiate?${query}`, { method: "POST" });
   if (response.status !== 200) throw new Error(`negotiate answered ${response.status}`);
   return (await response.json()) as never;
+}
+
+const JSON_HANDSHAKE = new TextEncoder().encode(`{"protocol":"json","version":1}\u001e`);
+const IN_PROCESS_REQUEST: ConnectionRequest = { query: new Map(), headers: {}, remoteAddress: "127.0.0.1" };
+
+/**
+ * Connects `count` JSON connections to the hub at `path` in process, each on a transport made by
+ * `makeTransport` (a test double), handshake done; resolves after the turn that handles it.
+ */
+export async function connectInProcess<T extends TransportConnection>(server: TestServer, path: string, count: number, makeTransport: () => T): Promise<{ handle: ConnectionHandle; transport: T }[]> {
+  const endpoint = server.server.endpoint(path);
+  if (endpoint === undefined) throw new Error(`no hub at ${path}`);
+  const connections: { handle: ConnectionHandle; transport: T }[] = [];
+  for (let i = 0; i < count; i++) {
+    const pending = await endpoint.admit(IN_PROCESS_REQUEST, undefined);
+    if (pending instanceof Refusal) throw new Error(`admit refused: ${pending.status}`);
+    const transport = makeTransport();
+    const handle = endpoint.connect(pending, transport, IN_PROCESS_REQUEST);
+    handle.receive(JSON_HANDSHAKE);
+    connections.push({ handle, transport });
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  return connections;
 }

@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
-import { Hub, Refusal, type ConnectionHandle, type ConnectionRequest, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
-import { closeAll, connectClient, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
+import { Hub, type ConnectionHandle, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
+import { closeAll, connectClient, connectInProcess, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
 
 /**
  * Group sends are deferred to the end of the turn and walk the group once, writing to each member
@@ -54,8 +54,6 @@ class RoomHub extends Hub {
   }
 }
 
-const HANDSHAKE = new TextEncoder().encode(`{"protocol":"json","version":1}${RS}`);
-const REQUEST: ConnectionRequest = { query: new Map(), headers: {}, remoteAddress: "127.0.0.1" };
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 afterEach(async () => {
@@ -70,17 +68,8 @@ interface Member {
 
 async function setUp(count: number): Promise<{ test: TestServer; members: Member[] }> {
   const test = await startServer([RoomHub]);
-  const endpoint = test.server.endpoint("/room")!;
-  const members: Member[] = [];
-  for (let i = 0; i < count; i++) {
-    const pending = await endpoint.admit(REQUEST, undefined);
-    if (pending instanceof Refusal) throw new Error(`admit refused: ${pending.status}`);
-    const transport = new RecordingTransport();
-    const handle = endpoint.connect(pending, transport, REQUEST);
-    handle.receive(HANDSHAKE);
-    members.push({ id: handle.connectionId, handle, transport });
-  }
-  await turn();
+  const connections = await connectInProcess(test, "/room", count, () => new RecordingTransport());
+  const members = connections.map(({ handle, transport }) => ({ id: handle.connectionId, handle, transport }));
   const context = test.server.hubContext(RoomHub);
   for (const member of members) await context.groups.add(member.id, "room");
   return { test, members };

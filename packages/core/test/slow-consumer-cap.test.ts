@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
-import { Hub, Refusal, type ConnectionHandle, type ConnectionRequest, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
-import { closeAll, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
+import { Hub, type ConnectionHandle, type HubContext, type SerializedRecord, type ServerOptions, type TransferFormat, type TransportConnection } from "@switchboard/core";
+import { closeAll, connectInProcess, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
 
 class CapHub extends Hub {
   async postAndLeave(text: string): Promise<void> {
@@ -31,8 +31,6 @@ class BufferingTransport implements TransportConnection {
   resume(): void {}
 }
 
-const HANDSHAKE = new TextEncoder().encode(`{"protocol":"json","version":1}${RS}`);
-const REQUEST: ConnectionRequest = { query: new Map(), headers: {}, remoteAddress: "127.0.0.1" };
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 let server: TestServer | undefined;
@@ -42,27 +40,22 @@ afterEach(async () => {
 });
 
 async function connect(test: TestServer, count: number): Promise<{ handle: ConnectionHandle; transport: BufferingTransport }[]> {
-  const endpoint = test.server.endpoint("/cap")!;
-  const connections: { handle: ConnectionHandle; transport: BufferingTransport }[] = [];
-  for (let i = 0; i < count; i++) {
-    const pending = await endpoint.admit(REQUEST, undefined);
-    if (pending instanceof Refusal) throw new Error(`admit refused: ${pending.status}`);
-    const transport = new BufferingTransport();
-    const handle = endpoint.connect(pending, transport, REQUEST);
-    handle.receive(HANDSHAKE);
-    connections.push({ handle, transport });
-  }
-  await turn();
-  return connections;
+  return connectInProcess(test, "/cap", count, () => new BufferingTransport());
+}
+
+/** A server with the cap, and `count` connections in group "g". */
+async function capServer(maxBufferedBytes: number, count: number, options: Partial<ServerOptions> = {}): Promise<{ test: TestServer; context: HubContext; connections: { handle: ConnectionHandle; transport: BufferingTransport }[] }> {
+  const test = (server = await startServer([], { maxBufferedBytes, ...options }));
+  test.server.addHub(CapHub, "/cap");
+  const connections = await connect(test, count);
+  const context = test.server.hubContext(CapHub);
+  for (const { handle } of connections) await context.groups.add(handle.connectionId, "g");
+  return { test, context, connections };
 }
 
 describe("slow-consumer cap, checked where it costs nothing on healthy sockets", () => {
   it("a group send reads each healthy socket's buffered amount once, at its one write; a socket that held bytes at its last write is checked against the cap", async () => {
-    server = await startServer([], { maxBufferedBytes: 10_000 });
-    server.server.addHub(CapHub, "/cap");
-    const connections = await connect(server, 3);
-    const context = server.server.hubContext(CapHub);
-    for (const { handle } of connections) await context.groups.add(handle.connectionId, "g");
+    const { context, connections } = await capServer(10_000, 3);
 
     for (const { transport } of connections) transport.reads = 0;
     for (let i = 0; i < 5; i++) void context.clients.group("g").send("M", i);
@@ -87,11 +80,8 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
 
   it("a socket that backed up during its last write is caught at the next flush: the queued sends are dropped, a Close goes out", async () => {
     const maxBufferedBytes = 10_000;
-    server = await startServer([], { maxBufferedBytes });
-    server.server.addHub(CapHub, "/cap");
-    const [slow, healthy] = await connect(server, 2);
-    const context = server.server.hubContext(CapHub);
-    for (const { handle } of [slow!, healthy!]) await context.groups.add(handle.connectionId, "g");
+    const { test, context, connections } = await capServer(maxBufferedBytes, 2);
+    const [slow, healthy] = connections;
     void context.clients.group("g").send("M", "first");
     await turn();
     // Bytes pile up after that write (the client stopped reading): the connection was not flagged.
@@ -102,7 +92,7 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
     expect(slow!.transport.written.filter((text) => text.includes(big))).toEqual([]);
     expect(slow!.transport.written.at(-1)).toBe(`{"type":7,"error":"Connection closed with an error. The client did not read its messages fast enough.","allowReconnect":true}${RS}`);
     expect(slow!.transport.closed).toBe(true);
-    expect(server.logger.entries.filter((entry) => entry.level === "warn")).toEqual([expect.objectContaining({ message: "Closing a slow consumer.", fields: expect.objectContaining({ connectionId: slow!.handle.connectionId, maxBufferedBytes }) })]);
+    expect(test.logger.entries.filter((entry) => entry.level === "warn")).toEqual([expect.objectContaining({ message: "Closing a slow consumer.", fields: expect.objectContaining({ connectionId: slow!.handle.connectionId, maxBufferedBytes }) })]);
     // The other member got everything.
     expect(healthy!.transport.written.filter((text) => text.includes(big))).toHaveLength(3);
     expect(healthy!.transport.closed).toBe(false);
@@ -111,11 +101,8 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
 
   it("a group send that finds a backed-up member past the cap closes it with the slow-consumer Close, also when the hub closes that member in the same turn", async () => {
     const maxBufferedBytes = 10_000;
-    server = await startServer([], { maxBufferedBytes });
-    server.server.addHub(CapHub, "/cap");
-    const [slow, healthy] = await connect(server, 2);
-    const context = server.server.hubContext(CapHub);
-    for (const { handle } of [slow!, healthy!]) await context.groups.add(handle.connectionId, "g");
+    const { test, context, connections } = await capServer(maxBufferedBytes, 2);
+    const [slow, healthy] = connections;
     // A write that finds the socket holding bytes: the connection is backed up, its sends are checked.
     slow!.transport.buffered = 100;
     void context.clients.group("g").send("M", "first");
@@ -128,7 +115,7 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
     await turn();
     expect(slow!.transport.written.filter((text) => text.includes(big))).toEqual([]);
     expect(slow!.transport.written.at(-1)).toBe(`{"type":7,"error":"Connection closed with an error. The client did not read its messages fast enough.","allowReconnect":true}${RS}`);
-    expect(server.logger.entries.filter((entry) => entry.level === "warn")).toEqual([expect.objectContaining({ message: "Closing a slow consumer." })]);
+    expect(test.logger.entries.filter((entry) => entry.level === "warn")).toEqual([expect.objectContaining({ message: "Closing a slow consumer." })]);
     expect(healthy!.transport.written.filter((text) => text.includes(big))).toHaveLength(1);
     expect(healthy!.transport.closed).toBe(false);
   });
@@ -136,11 +123,8 @@ describe("slow-consumer cap, checked where it costs nothing on healthy sockets",
   it("an observer that sends to the group while a slow consumer is closed during a delivery loses and repeats nothing", async () => {
     const maxBufferedBytes = 10_000;
     let onEnded = (): void => {};
-    server = await startServer([], { maxBufferedBytes, observer: { connectionEnded: () => onEnded() } });
-    server.server.addHub(CapHub, "/cap");
-    const [slow, ...healthy] = await connect(server, 3);
-    const context = server.server.hubContext(CapHub);
-    for (const { handle } of [slow!, ...healthy]) await context.groups.add(handle.connectionId, "g");
+    const { context, connections } = await capServer(maxBufferedBytes, 3, { observer: { connectionEnded: () => onEnded() } });
+    const [slow, ...healthy] = connections;
     void context.clients.group("g").send("M", "warm");
     await turn();
     slow!.transport.buffered = 100; // held bytes at this write: its next sends are checked as they are delivered
