@@ -255,11 +255,20 @@ describe("stateful reconnect: reattach on the wire", () => {
     expect(server.logger.entries.some((entry) => entry.level === "error" && entry.message === "onReconnected failed.")).toBe(true);
   });
 
-  it("makes a fan-out wait when the replay buffer is full, and sends the rest as Acks free space", async () => {
+  // A group send is delivered at the end of the turn in one walk (deliverNow), a send to one
+  // connection through the connection's queue: both must wait for the replay buffer alike.
+  const targetOf = async (server: TestServer, id: string, address: "client" | "group") => {
+    const context = server.server.hubContext(WireHub);
+    if (address === "client") return context.clients.client(id);
+    await context.groups.add(id, "g");
+    return context.clients.group("g");
+  };
+
+  it.each(["client", "group"] as const)("makes a fan-out (to one %s) wait when the replay buffer is full, and sends the rest as Acks free space", async (address) => {
     const server = await startServer([WireHub], { statefulReconnectBufferSize: 200 });
     const { client, id } = await connectStateful(server);
     client.sendText(`{"type":8,"sequenceId":1}${RS}`);
-    const caller = server.server.hubContext(WireHub).clients.client(id);
+    const caller = await targetOf(server, id, address);
     for (let n = 0; n < 20; n++) void caller.send("Down", n);
     await until(() => invocations(client, "Down").length > 0, 5_000, "the first sends");
     await settle(100);
@@ -277,11 +286,11 @@ describe("stateful reconnect: reattach on the wire", () => {
     expect(invocations(client, "Down")).toEqual(Array.from({ length: 20 }, (_, n) => n));
   });
 
-  it("still closes a connection whose waiting sends pass maxBufferedBytes while away", async () => {
+  it.each(["client", "group"] as const)("still closes a connection whose waiting sends (to one %s) pass maxBufferedBytes while away", async (address) => {
     const server = await startServer([WireHub], { statefulReconnectBufferSize: 500, maxBufferedBytes: 4_000 });
     const { client, token, id } = await connectStateful(server);
+    const caller = await targetOf(server, id, address);
     await lose(server, client);
-    const caller = server.server.hubContext(WireHub).clients.client(id);
     for (let n = 0; n < 100; n++) void caller.send("Down", "x".repeat(100));
     await until(() => events.includes(`disconnected:${id}`), 5_000, "the slow-consumer close");
     expect(await rejectStatus(socketUrl(server, token))).toBe(404);

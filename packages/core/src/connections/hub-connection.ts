@@ -706,13 +706,17 @@ export class HubConnection implements ConnectionHandle, Recipient {
           transport.write(records, count, this.#format);
           return;
         }
-        // Stateful: what a scheduled flush would do, now (into the replay buffer as far as it
-        // has room, written together; the rest waits for Acks, in order).
-        for (let i = 0; i < count; i++) {
+        // Stateful: what a scheduled flush would do, now and without the outbox: into the replay
+        // buffer as far as it has room, written together; the rest is queued for the Acks, in order.
+        let moved = 0;
+        while (moved < count && replay.hasRoom) replay.push(records[moved++]!);
+        const detached = this.#detachedAt !== 0;
+        if (moved > 0 && !detached) this.#write(records, moved);
+        for (let i = moved; i < count; i++) {
           this.#append(records[i]!);
           this.#queuedBytes += records[i]!.bytes.length;
         }
-        this.#flushTracked(replay);
+        this.#mark(STALLED, moved < count || detached);
         return;
       }
     }
