@@ -219,10 +219,12 @@ const JSON_HANDSHAKE = new TextEncoder().encode(`{"protocol":"json","version":1}
 const IN_PROCESS_REQUEST: ConnectionRequest = { query: new Map(), headers: {}, remoteAddress: "127.0.0.1" };
 
 /**
- * Connects `count` JSON connections to the hub at `path` in process, each on a transport made by
- * `makeTransport` (a test double), handshake done; resolves after the turn that handles it.
+ * Connects `count` connections speaking `protocol` (default JSON) to the hub at `path` in process,
+ * each on a transport made by `makeTransport` (a test double), handshake done; resolves after the
+ * turn that handles it.
  */
-export async function connectInProcess<T extends TransportConnection>(server: TestServer, path: string, count: number, makeTransport: () => T): Promise<{ handle: ConnectionHandle; transport: T }[]> {
+export async function connectInProcess<T extends TransportConnection>(server: TestServer, path: string, count: number, makeTransport: () => T, protocol = "json"): Promise<{ handle: ConnectionHandle; transport: T }[]> {
+  const handshake = protocol === "json" ? JSON_HANDSHAKE : new TextEncoder().encode(`{"protocol":"${protocol}","version":1}\u001e`);
   const endpoint = server.server.endpoint(path);
   if (endpoint === undefined) throw new Error(`no hub at ${path}`);
   const connections: { handle: ConnectionHandle; transport: T }[] = [];
@@ -231,7 +233,7 @@ export async function connectInProcess<T extends TransportConnection>(server: Te
     if (pending instanceof Refusal) throw new Error(`admit refused: ${pending.status}`);
     const transport = makeTransport();
     const handle = endpoint.connect(pending, transport, IN_PROCESS_REQUEST);
-    handle.receive(JSON_HANDSHAKE);
+    handle.receive(handshake);
     connections.push({ handle, transport });
   }
   await new Promise((resolve) => setImmediate(resolve));

@@ -1,6 +1,8 @@
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
-import { Hub, type ConnectionHandle, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
+import { Hub, type ConnectionHandle, type HubMessage, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
+import { JsonHubProtocol } from "@switchboard/protocol-json";
+import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { closeAll, connectClient, connectInProcess, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
 
 /**
@@ -236,5 +238,40 @@ describe("group sends from hub methods, with the official client", () => {
     expect(seen.caller).toEqual(["hello", "result:posted", "bye"]);
     await until(() => seen.other.length === 2);
     expect(seen.other).toEqual(["hello", "bye"]);
+  });
+});
+
+describe("group sends deferred to the end of the turn, several protocols", () => {
+  it("are encoded once in each protocol a recipient speaks, none for a protocol whose only members are excluded", async () => {
+    const written = { json: 0, messagepack: 0 };
+    class CountingJson extends JsonHubProtocol {
+      override write(message: HubMessage): Uint8Array {
+        if (message.type === 1) written.json++;
+        return super.write(message);
+      }
+    }
+    class CountingMessagePack extends MessagePackHubProtocol {
+      override write(message: HubMessage): Uint8Array {
+        if (message.type === 1) written.messagepack++;
+        return super.write(message);
+      }
+    }
+    const test = await startServer([RoomHub], { protocols: [new CountingJson(), new CountingMessagePack()] });
+    const [json] = await connectInProcess(test, "/room", 1, () => new RecordingTransport());
+    const packs = await connectInProcess(test, "/room", 2, () => new RecordingTransport(), "messagepack");
+    const context = test.server.hubContext(RoomHub);
+    for (const { handle } of [json!, ...packs]) await context.groups.add(handle.connectionId, "room");
+    // The only JSON member is excluded: nothing is encoded in JSON (where an encode failure
+    // would be logged for a protocol that has no recipient).
+    const before = packs.map(({ transport }) => transport.writes.length);
+    void context.clients.groupExcept("room", [json!.handle.connectionId]).send("M", "not json");
+    await turn();
+    expect(written).toEqual({ json: 0, messagepack: 1 });
+    expect(json!.transport.received).toEqual([]);
+    expect(packs.map(({ transport }, i) => transport.writes.length - before[i]!)).toEqual([1, 1]);
+    void context.clients.group("room").send("M", "all");
+    await turn();
+    expect(written).toEqual({ json: 1, messagepack: 2 });
+    expect(json!.transport.received).toEqual(["all"]);
   });
 });

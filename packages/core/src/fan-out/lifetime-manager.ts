@@ -200,10 +200,13 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
           this.#deliverAll(members.values(), serialized, target.excluded);
           return;
         }
-        // Encoded now, in the protocols the group's members speak (counted by the registry, no
-        // walk): later changes to the arguments must not show in what is sent.
-        for (let i = 0; i < this.#protocols.length; i++) if (members.speaking(i) > 0) serialized.recordFor(i);
         const excluded = target.excluded !== undefined && target.excluded.length > 0 ? target.excluded : undefined;
+        // Encoded now, in the protocols the recipients speak (counted by the registry, less the
+        // excluded members: no walk): later changes to the arguments must not show in what is sent.
+        for (let i = 0; i < this.#protocols.length; i++) {
+          const speaking = members.speaking(i);
+          if (speaking > 0 && (excluded === undefined || speaking > this.#excludedSpeaking(members, excluded, i))) serialized.recordFor(i);
+        }
         const last = scheduler.lastDeferred;
         if (last instanceof DeferredGroupSend && last.joins(members, excluded)) last.add(serialized);
         // The exclusions are copied, as the arguments are encoded: the caller may change its
@@ -247,6 +250,20 @@ export class DefaultHubLifetimeManager<C extends Recipient = Recipient> implemen
         return;
       }
     }
+  }
+
+  /**
+   * How many of `excluded` are members of `members` speaking the protocol at `index` (each id once).
+   * Long lists count as none: at worst the send is encoded in a protocol no recipient speaks.
+   */
+  #excludedSpeaking(members: ReadonlyGroupMembers<C>, excluded: readonly string[], index: number): number {
+    if (excluded.length > EXCLUDED_SCAN_LIMIT) return 0;
+    let count = 0;
+    for (let i = 0; i < excluded.length; i++) {
+      const connection = this.connections.get(excluded[i]!);
+      if (connection !== undefined && connection.protocolIndex === index && members.has(connection) && excluded.indexOf(excluded[i]!) === i) count++;
+    }
+    return count;
   }
 
   #deliverAll(connections: IterableIterator<Recipient>, serialized: RecordSource, excluded: readonly string[] | undefined): void {
