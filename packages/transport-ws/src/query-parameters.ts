@@ -5,6 +5,9 @@ export function parseQuery(search: string): Map<string, string> {
   return query;
 }
 
+/** URLs up to this many characters are parsed again on each `get` rather than kept parsed. */
+const REPARSE_LIMIT = 256;
+
 /** The part of `url` after its first `?` (empty without one). */
 function searchOf(url: string): string {
   const mark = url.indexOf("?");
@@ -15,8 +18,9 @@ function searchOf(url: string): string {
  * The query parameters of a connection's request, read-only, as {@link parseQuery} reads them,
  * kept as the request URL alone: a connection keeps its request for its whole life, and a parsed
  * `Map` would cost every connection about 200 bytes that hub code rarely reads. `get` and `has`
- * parse the URL again on each call (the server reads a couple of names once, at connect); the
- * first call that needs them all (`size`, iteration, `forEach`) makes the map and keeps it.
+ * parse a short URL again on each call (the server reads a couple of names once, at connect); a
+ * long one, and the first call that needs them all (`size`, iteration, `forEach`), make the map
+ * and keep it.
  */
 export class QueryParameters implements ReadonlyMap<string, string> {
   readonly #url: string;
@@ -33,7 +37,9 @@ export class QueryParameters implements ReadonlyMap<string, string> {
   }
 
   get(name: string): string | undefined {
-    if (this.#parsed !== undefined) return this.#parsed.get(name);
+    // A long query (the client chooses its length) is parsed once and kept, so hub code that
+    // reads it on every invocation never pays for re-parsing what the client made long.
+    if (this.#parsed !== undefined || this.#url.length > REPARSE_LIMIT) return QueryParameters.#all(this).get(name);
     // URLSearchParams.get answers the first value of the name, as parseQuery keeps it.
     return new URLSearchParams(searchOf(this.#url)).get(name) ?? undefined;
   }

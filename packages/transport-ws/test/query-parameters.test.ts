@@ -44,6 +44,27 @@ describe("QueryParameters", () => {
   });
 });
 
+describe("QueryParameters, reading a long query", () => {
+  it("parses a query the client made long once, however often hub code reads it", () => {
+    const query = new QueryParameters(`/hub?id=abc&pad=${"x".repeat(2_000)}&id=second`);
+    const Original = globalThis.URLSearchParams;
+    let parsed = 0;
+    globalThis.URLSearchParams = class extends Original {
+      constructor(...args: ConstructorParameters<typeof URLSearchParams>) {
+        super(...args);
+        parsed++;
+      }
+    };
+    try {
+      for (let i = 0; i < 100; i++) expect(query.get("id")).toBe("abc");
+      expect(query.has("pad")).toBe(true);
+    } finally {
+      globalThis.URLSearchParams = Original;
+    }
+    expect(parsed).toBe(1);
+  });
+});
+
 describe("requestOf", () => {
   const fake = (url: string, headers: Record<string, string | string[]>): IncomingMessage => ({ url, headers, socket: { remoteAddress: "10.0.0.1" } }) as unknown as IncomingMessage;
 
