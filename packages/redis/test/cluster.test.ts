@@ -2,11 +2,11 @@ import "reflect-metadata";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Hub, type HubContext } from "@switchboard/core";
 import { RedisBackplane } from "../src/index.js";
 import { closeAll, connectClient, MemoryLogger, settle, startServer, until, type ClientProtocol, type TestServer } from "../../../test-support/harness.js";
-import { redisMissing, TestRedis } from "./redis-server.js";
+import { redisMissing, useTestRedis } from "./redis-server.js";
 
 const mustRun = process.env.CI === "true";
 if (redisMissing !== undefined && !mustRun) console.warn(`packages/redis: skipping the cluster tests, ${redisMissing}.`);
@@ -28,25 +28,19 @@ class ClusterHub extends Hub {
 const FIXTURE = fileURLToPath(new URL("./fixtures/farm-node.mjs", import.meta.url));
 
 describe.skipIf(redisMissing !== undefined && !mustRun)("cluster-wide groups and client results on Redis", () => {
-  let redis: TestRedis;
+  const redis = useTestRedis();
   const children: ChildProcess[] = [];
-
-  beforeAll(async () => {
-    if (redisMissing !== undefined) throw new Error(`CI=true but ${redisMissing}`);
-    redis = await TestRedis.start();
-  });
-  afterAll(() => redis?.stop());
   afterEach(async () => {
     await closeAll();
     for (const child of children.splice(0)) child.kill("SIGKILL");
-    const raw = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const raw = new Redis(redis().url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     await raw.connect().then(() => raw.flushall()).catch(() => undefined);
     raw.disconnect();
   });
 
   async function node(options: { lease?: number; logger?: MemoryLogger; maxPendingClientResults?: number } = {}): Promise<TestServer & { backplane: RedisBackplane; context: HubContext }> {
     const logger = options.logger ?? new MemoryLogger();
-    const backplane = new RedisBackplane({ url: redis.url, logger, lease: options.lease, requestTimeout: 1_000 });
+    const backplane = new RedisBackplane({ url: redis().url, logger, lease: options.lease, requestTimeout: 1_000 });
     const server = await startServer([ClusterHub], { backplane, logger, clientResultTimeout: 5_000, maxPendingClientResults: options.maxPendingClientResults ?? 64 });
     await server.server.ready;
     return Object.assign(server, { backplane, context: server.server.hubContext(ClusterHub) });
@@ -66,7 +60,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("cluster-wide groups and
 
   /** A server in a process of its own (test/fixtures/farm-node.mjs), which the test can kill or stall. */
   async function childServer(lease: number): Promise<{ child: ChildProcess; url: string }> {
-    const child = spawn(process.execPath, [FIXTURE, redis.url, String(lease)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [FIXTURE, redis().url, String(lease)], { stdio: ["ignore", "pipe", "inherit"] });
     children.push(child);
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout!.on("data", (chunk: Buffer) => {
@@ -211,13 +205,13 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("cluster-wide groups and
     await stays.invoke("Join", "r");
     await leaves.invoke("Join", "r");
     expect(await b.context.groups.cluster.count("r")).toBe(2);
-    await redis.stop();
+    await redis().stop();
     await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane lost its connection")));
     await expect(a.context.groups.cluster.count("r")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
     // Changes while Redis is away: one joins another group, one connection ends.
     await stays.invoke("Join", "while-away");
     await leaves.stop();
-    await redis.resume(); // an empty Redis: it kept nothing
+    await redis().resume(); // an empty Redis: it kept nothing
     await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane reconnected")), 15_000);
     const cluster = b.context.groups.cluster;
     const deadline = Date.now() + 15_000;

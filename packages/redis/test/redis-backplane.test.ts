@@ -1,12 +1,12 @@
 import "reflect-metadata";
 import { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Hub, type HubMessage, type SendTarget } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { RedisBackplane, RedisMembershipStore } from "../src/index.js";
 import { closeAll, connectClient, MemoryLogger, record, settle, startServer, until, type ClientProtocol, type TestServer } from "../../../test-support/harness.js";
-import { redisMissing, TestRedis } from "./redis-server.js";
+import { redisMissing, useTestRedis } from "./redis-server.js";
 
 const mustRun = process.env.CI === "true";
 if (redisMissing !== undefined && !mustRun) console.warn(`packages/redis: skipping the Redis tests, ${redisMissing}.`);
@@ -67,21 +67,15 @@ class FarmHub extends Hub {
 }
 
 describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", () => {
-  let redis: TestRedis;
+  const redis = useTestRedis();
   const backplanes: RedisBackplane[] = [];
-
-  beforeAll(async () => {
-    if (redisMissing !== undefined) throw new Error(`CI=true but ${redisMissing}`);
-    redis = await TestRedis.start();
-  });
-  afterAll(() => redis?.stop());
   afterEach(async () => {
     await closeAll();
     backplanes.length = 0;
   });
 
   async function node(logger = new MemoryLogger()): Promise<TestServer> {
-    const backplane = new RedisBackplane({ url: redis.url, logger, requestTimeout: 500 });
+    const backplane = new RedisBackplane({ url: redis().url, logger, requestTimeout: 500 });
     backplanes.push(backplane);
     const server = await startServer([FarmHub], {
       protocols: [new CountingJson(), new CountingMessagePack()],
@@ -232,14 +226,14 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     const inbox = { a2: record(a2, "m"), b1: record(b1, "m") };
     for (const client of [a1, a2, b1]) await client.invoke("Join", "room");
     await subscribed();
-    await redis.stop();
+    await redis().stop();
     await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane lost its connection")));
     const context = a.server.hubContext(FarmHub);
     const started = Date.now();
     await expect(context.clients.group("room").send("m", "while down")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
     expect(Date.now() - started).toBeLessThan(1_000);
     await until(() => inbox.a2.some((m) => m[0] === "while down"));
-    await redis.resume();
+    await redis().resume();
     await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane reconnected")), 15_000);
     // Both servers reconnect on their own; a send goes through once both have.
     const deadline = Date.now() + 15_000;
@@ -262,7 +256,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     await a1.invoke("Join", "room");
     await b1.invoke("Join", "room");
     await subscribed();
-    const raw = new Redis(redis.url);
+    const raw = new Redis(redis().url);
     try {
       const channel = [...backplanes[0]!.channels].find((c) => c.endsWith(":group:room"))!;
       const sharded = (await raw.info("server")).includes("redis_version:7");
@@ -315,13 +309,13 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
       phase = "draining";
       await until(() => sentIn.before!.every((text) => inbox.b1.some((m) => m[0] === text)));
       phase = "down";
-      await redis.stop();
+      await redis().stop();
       await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane lost its connection")));
       const started = Date.now();
       await expect(context.groups.add(b1.connectionId!, "remote")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
       expect(Date.now() - started).toBeLessThan(1_000);
       await settle(5_000);
-      await redis.resume();
+      await redis().resume();
       await until(() => logger.entries.some((entry) => entry.message.startsWith("Backplane reconnected")), 15_000);
       // Both servers are back once a probe crosses; from then on nothing may be lost.
       const deadline = Date.now() + 15_000;
@@ -347,7 +341,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     expect(failures.some((failure) => failure === "down:SB_ERR_BACKPLANE")).toBe(true);
     expect(failures.filter((failure) => !failure.startsWith("down:"))).toEqual([]);
     // Every channel of both servers is subscribed again (all, group, user, connection, replies).
-    const raw = new Redis(redis.url);
+    const raw = new Redis(redis().url);
     try {
       const sharded = (await raw.info("server")).includes("redis_version:7");
       const live = new Set((await raw.call("PUBSUB", sharded ? "SHARDCHANNELS" : "CHANNELS")) as string[]);
@@ -364,7 +358,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     await node();
     await node();
     await subscribed();
-    const raw = new Redis(redis.url);
+    const raw = new Redis(redis().url);
     try {
       const sharded = (await raw.info("server")).includes("redis_version:7");
       const classic = (await raw.call("PUBSUB", "CHANNELS")) as string[];
@@ -378,9 +372,9 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
   });
 
   it("T36 boots with Redis down, serves its own connections, and joins the farm when Redis comes up", async () => {
-    await redis.stop();
+    await redis().stop();
     const logger = new MemoryLogger();
-    const backplane = new RedisBackplane({ url: redis.url, logger, requestTimeout: 500 });
+    const backplane = new RedisBackplane({ url: redis().url, logger, requestTimeout: 500 });
     backplanes.push(backplane);
     const a = await startServer([FarmHub], { backplane, logger });
     let ready = false;
@@ -392,7 +386,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     await expect(a.server.hubContext(FarmHub).clients.group("early").send("m", "local only")).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE" });
     await until(() => inbox.some((m) => m[0] === "local only"));
     expect(ready).toBe(false);
-    await redis.resume();
+    await redis().resume();
     await a.server.ready;
     const b = await node();
     const b1 = await connectClient(b.url("/hubs/farm"));
@@ -411,7 +405,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     const inbox = record(a1, "m");
     await a1.invoke("Join", "paused");
     await subscribed();
-    const raw = new Redis(redis.url);
+    const raw = new Redis(redis().url);
     try {
       await raw.call("CLIENT", "PAUSE", "2000", "ALL");
       let ticks = 0;
@@ -432,8 +426,8 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
 
   it("a rejoin token issued by one server restores the groups on another, where sends from the first reach them", async () => {
     const rejoin = { keys: ["k".repeat(32)] };
-    const onB = new RedisBackplane({ url: redis.url, logger: new MemoryLogger() });
-    const a = await startServer([FarmHub], { backplane: new RedisBackplane({ url: redis.url, logger: new MemoryLogger() }), rejoin });
+    const onB = new RedisBackplane({ url: redis().url, logger: new MemoryLogger() });
+    const a = await startServer([FarmHub], { backplane: new RedisBackplane({ url: redis().url, logger: new MemoryLogger() }), rejoin });
     const b = await startServer([FarmHub], { backplane: onB, rejoin });
     await Promise.all([a.server.ready, b.server.ready]);
     const first = await connectClient(a.url("/hubs/farm?sb_rejoin=1"), "json");
@@ -452,7 +446,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
   });
 
   it("restores persisted groups on another server from a shared Redis membership store", async () => {
-    const store = new RedisMembershipStore({ url: redis.url, prefix: `t${Date.now()}` });
+    const store = new RedisMembershipStore({ url: redis().url, prefix: `t${Date.now()}` });
     try {
       const a = await startServer([FarmHub], { membershipStore: store, userIdProvider: ({ request }) => request.query.get("user") ?? null });
       const b = await startServer([FarmHub], { membershipStore: store, userIdProvider: ({ request }) => request.query.get("user") ?? null });
@@ -470,14 +464,14 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
 
   it("is the farm's memory of used rejoin tokens: one claim wins, even at once, and it expires with the token", async () => {
     const prefix = `r${Date.now()}`;
-    const store = new RedisMembershipStore({ url: redis.url, prefix });
+    const store = new RedisMembershipStore({ url: redis().url, prefix });
     try {
       const expiresAt = Math.floor(Date.now() / 1000) + 2;
       const claims = await Promise.all(Array.from({ length: 10 }, () => store.claim("/hubs/farm", "conn-1", expiresAt)));
       expect(claims.filter(Boolean)).toHaveLength(1);
       expect(await store.claim("/hubs/farm", "conn-1", expiresAt)).toBe(false);
       expect(await store.claim("/hubs/other", "conn-1", expiresAt)).toBe(true); // per hub
-      const raw = new Redis(redis.url);
+      const raw = new Redis(redis().url);
       try {
         const keys = await raw.keys(`${prefix}:used:*`);
         expect(keys.length).toBe(2);
@@ -491,7 +485,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
   });
 
   it("stores awkward group names and user ids exactly", async () => {
-    const store = new RedisMembershipStore({ url: redis.url, prefix: `u${Date.now()}` });
+    const store = new RedisMembershipStore({ url: redis().url, prefix: `u${Date.now()}` });
     try {
       const names = [`it's "quoted"`, "__proto__", "x".repeat(10_000), "a:b:c", "emoji 🎉"];
       for (const user of ["__proto__", `o'brien`, "u".repeat(10_000)]) {

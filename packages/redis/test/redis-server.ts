@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { connect, createServer } from "node:net";
+import { afterAll, beforeAll } from "vitest";
 
 /** Why the Redis tests cannot run here, or undefined when `redis-server` is installed. */
 export const redisMissing: string | undefined = spawnSync("redis-server", ["--version"]).error !== undefined ? "redis-server is not installed" : undefined;
@@ -143,4 +144,22 @@ export class TestRedisCluster {
     const { rmSync } = await import("node:fs");
     rmSync(this.#dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Starts a {@link TestRedis} before the enclosing `describe`'s tests and stops it after them (a
+ * missing redis-server fails there under `CI=true`; elsewhere the describe is skipped first).
+ * Returns a getter for the instance.
+ */
+export function useTestRedis(): () => TestRedis {
+  let redis: TestRedis | undefined;
+  beforeAll(async () => {
+    if (redisMissing !== undefined) throw new Error(`CI=true but ${redisMissing}`);
+    redis = await TestRedis.start();
+  });
+  afterAll(() => redis?.stop());
+  return () => {
+    if (redis === undefined) throw new Error("the test Redis has not started");
+    return redis;
+  };
 }
