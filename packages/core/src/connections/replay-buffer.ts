@@ -1,7 +1,12 @@
 import type { SerializedRecord } from "../contracts/transport.js";
 
-/** Compact the record array once this many acknowledged slots lead it. */
-const COMPACT_AFTER = 1024;
+/** Slots of a new ring; it doubles when full. */
+const MIN_SLOTS = 16;
+/**
+ * A ring that empties with more slots than this is dropped, so a connection that once held many
+ * records does not keep their slots; smaller rings are kept and reused.
+ */
+const KEEP_SLOTS = 1024;
 
 /**
  * Stateful reconnect bookkeeping of one connection (../shared/signalr-protocol.md §8.2): the
@@ -14,9 +19,15 @@ const COMPACT_AFTER = 1024;
  */
 export class ReplayBuffer {
   readonly #limit: number;
-  /** Unacknowledged records, oldest first, starting at `#head`. */
-  #records: (SerializedRecord | undefined)[] = [];
+  /**
+   * Unacknowledged records, oldest first from `#head`, in a ring whose length is a power of two
+   * (empty until the first push). A ring, not an array grown by `push` and cut by the Acks: a
+   * connection that gets a burst every few milliseconds and an Ack every second would reallocate
+   * its array many times a second, and every one of those copies outlives a scavenge.
+   */
+  #slots: (SerializedRecord | undefined)[] = [];
   #head = 0;
+  #count = 0;
   /** Bytes of the unacknowledged records. */
   bytes = 0;
   /** Id of the last trackable message sent (or parked for replay while the client is away). */
@@ -51,7 +62,9 @@ export class ReplayBuffer {
 
   /** Records one sent trackable message. */
   push(record: SerializedRecord): void {
-    this.#records.push(record);
+    let slots = this.#slots;
+    if (this.#count === slots.length) slots = this.#grow();
+    slots[(this.#head + this.#count++) & (slots.length - 1)] = record;
     this.bytes += record.bytes.length;
     this.sent++;
   }
@@ -59,17 +72,19 @@ export class ReplayBuffer {
   /** Drops the records up to and including `id`; false when `id` was never sent. */
   ack(id: number): boolean {
     if (id > this.sent) return false;
-    const records = this.#records;
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    let head = this.#head;
     while (this.acked < id) {
-      this.bytes -= records[this.#head]!.bytes.length;
-      records[this.#head++] = undefined;
+      this.bytes -= slots[head]!.bytes.length;
+      slots[head] = undefined;
+      head = (head + 1) & mask;
+      this.#count--;
       this.acked++;
     }
-    if (this.#head === records.length) {
-      records.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= COMPACT_AFTER && this.#head * 2 >= records.length) {
-      this.#records = records.slice(this.#head);
+    this.#head = head;
+    if (this.#count === 0 && slots.length > KEEP_SLOTS) {
+      this.#slots = [];
       this.#head = 0;
     }
     return true;
@@ -77,7 +92,20 @@ export class ReplayBuffer {
 
   /** The unacknowledged records, oldest first, for a replay. */
   unacknowledged(): SerializedRecord[] {
-    return this.#records.slice(this.#head) as SerializedRecord[];
+    const slots = this.#slots;
+    const records = new Array<SerializedRecord>(this.#count);
+    for (let i = 0; i < this.#count; i++) records[i] = slots[(this.#head + i) & (slots.length - 1)]!;
+    return records;
+  }
+
+  /** Twice the slots (at least {@link MIN_SLOTS}), the records moved to the front in order. */
+  #grow(): (SerializedRecord | undefined)[] {
+    const old = this.#slots;
+    const slots = new Array<SerializedRecord | undefined>(Math.max(MIN_SLOTS, old.length * 2)).fill(undefined);
+    for (let i = 0; i < this.#count; i++) slots[i] = old[(this.#head + i) & (old.length - 1)];
+    this.#slots = slots;
+    this.#head = 0;
+    return slots;
   }
 
   /**
