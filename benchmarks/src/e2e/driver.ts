@@ -36,6 +36,17 @@ export interface Step {
   update(text: string): void;
 }
 
+/**
+ * Rounds a timed repetition runs at least, unless that takes longer than `maxMs`. Where a round
+ * takes 100 ms or more (10,000 members), a repetition of the plain length holds only a handful of
+ * rounds, and the first rounds after the systems take turns cost more than the rest.
+ */
+export interface RoundFloor {
+  readonly rounds: number;
+  readonly maxMs: number;
+}
+const NO_FLOOR: RoundFloor = { rounds: 0, maxMs: 0 };
+
 /** A round that has not completed after this long means a lost message or a dead process. */
 const ROUND_TIMEOUT_MS = 60_000;
 let nextRound = 1;
@@ -45,9 +56,11 @@ let nextRound = 1;
  * delivery of it, sends the next; stops after `durationMs` or `maxRounds`. Resolves with the
  * number of rounds completed. (The scale-out scenario runs it too, with one of its servers sending.)
  */
-export function runRounds(server: ChildChannel, client: ChildChannel, group: string, burst: number, payloadBytes: number, durationMs: number, maxRounds: number): Promise<number> {
+export function runRounds(server: ChildChannel, client: ChildChannel, group: string, burst: number, payloadBytes: number, durationMs: number, maxRounds: number, atLeast: RoundFloor = NO_FLOOR): Promise<number> {
   return new Promise((resolve, reject) => {
-    const deadline = performance.now() + durationMs;
+    const begun = performance.now();
+    const deadline = begun + durationMs;
+    const cap = begun + Math.max(durationMs, atLeast.maxMs);
     let rounds = 0;
     let current = 0;
     let progressAt = performance.now();
@@ -67,7 +80,7 @@ export function runRounds(server: ChildChannel, client: ChildChannel, group: str
       if (round !== current) return finish(new Error(`round ${String(round)} completed while ${current} was in flight`));
       rounds++;
       progressAt = performance.now();
-      if (rounds >= maxRounds || progressAt >= deadline) finish();
+      if (rounds >= maxRounds || (progressAt >= deadline && rounds >= atLeast.rounds) || progressAt >= cap) finish();
       else send();
     });
     const watchdog = setInterval(() => {
@@ -103,13 +116,13 @@ function labelOf(running: Running, members: number, burst: number): string {
 
 async function measureRepetition(running: Running, members: number, burst: number, profile: Profile): Promise<Repetition> {
   const { server, client } = running;
-  const { payloadBytes, repetitionMs, maxRounds } = profile.e2e;
+  const { payloadBytes, repetitionMs, maxRounds, minRounds, maxRepetitionMs } = profile.e2e;
   const label = labelOf(running, members, burst);
   await client.request("arm", { deliveriesPerRound: members * burst });
   await client.request("measure-begin");
   await server.request("measure-begin");
   const started = performance.now();
-  const rounds = await runRounds(server, client, `m${members}`, burst, payloadBytes, repetitionMs, maxRounds);
+  const rounds = await runRounds(server, client, `m${members}`, burst, payloadBytes, repetitionMs, maxRounds, { rounds: minRounds, maxMs: maxRepetitionMs });
   const seconds = (performance.now() - started) / 1e3;
   const cpu = await server.request<ServerMeasurement>("measure-end");
   const seen = await client.request<ClientMeasurement>("measure-end");
