@@ -49,6 +49,13 @@ export interface Profile {
      */
     readonly minRounds: number;
     readonly maxRepetitionMs: number;
+    /**
+     * Switchboard JSON, every size and burst: rounds alternating between its group send and the
+     * floor's loop on the same sockets, for this long and at least this many rounds (capped at
+     * `maxRepetitionMs` × 10).
+     */
+    readonly sameProcessMs: number;
+    readonly sameProcessMinRounds: number;
     readonly warmupMs: number;
     /** Upper bound on rounds per repetition (closed loop: one round = one send or burst to the group). */
     readonly maxRounds: number;
@@ -78,7 +85,7 @@ const FULL: Profile = {
   hotPath: { sizes: [1, 10, 100, 1_000, 10_000], payloads: [64, 1024], minTimeMs: 400 },
   pipeline: { members: 1_000, minTimeMs: 400 },
   churn: { connections: 100_000, groups: 10_000, pairsPerBatch: 10_000, disconnectGroups: 100, disconnectsPerBatch: 200, minTimeMs: 400 },
-  e2e: { sizes: [100, 1_000, 10_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 9, repetitionMs: 600, minRounds: 12, maxRepetitionMs: 2_000, warmupMs: 1_000, maxRounds: 100_000 },
+  e2e: { sizes: [100, 1_000, 10_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 9, repetitionMs: 600, minRounds: 12, maxRepetitionMs: 2_000, sameProcessMs: 6_000, sameProcessMinRounds: 100, warmupMs: 1_000, maxRounds: 100_000 },
   memory: { low: 1_000, high: 10_000 },
   scaleOut: { members: 1_000, bursts: [1, 10], repetitions: 9, repetitionMs: 600, warmupMs: 1_000, maxRounds: 100_000 },
 };
@@ -89,7 +96,7 @@ const QUICK: Profile = {
   hotPath: { sizes: [1, 100, 1_000], payloads: [64, 1024], minTimeMs: 40 },
   pipeline: { members: 1_000, minTimeMs: 30 },
   churn: { connections: 10_000, groups: 1_000, pairsPerBatch: 5_000, disconnectGroups: 100, disconnectsPerBatch: 100, minTimeMs: 40 },
-  e2e: { sizes: [100, 1_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 5, repetitionMs: 150, minRounds: 1, maxRepetitionMs: 150, warmupMs: 150, maxRounds: 20_000 },
+  e2e: { sizes: [100, 1_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 5, repetitionMs: 150, minRounds: 1, maxRepetitionMs: 150, sameProcessMs: 1_000, sameProcessMinRounds: 10, warmupMs: 150, maxRounds: 20_000 },
   memory: { low: 200, high: 1_000 },
   // Longer repetitions than e2e: three processes share the servers' core, and Redis's share is small.
   scaleOut: { members: 200, bursts: [1, 10], repetitions: 5, repetitionMs: 300, warmupMs: 300, maxRounds: 20_000 },
@@ -101,7 +108,7 @@ const TINY: Profile = {
   hotPath: { sizes: [1, 10], payloads: [64], minTimeMs: 5 },
   pipeline: { members: 10, minTimeMs: 5 },
   churn: { connections: 500, groups: 50, pairsPerBatch: 200, disconnectGroups: 10, disconnectsPerBatch: 10, minTimeMs: 5 },
-  e2e: { sizes: [10], bursts: [1, 10], messagePackSizes: [10], statefulSizes: [10], payloadBytes: 64, repetitions: 5, repetitionMs: 20, minRounds: 1, maxRepetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
+  e2e: { sizes: [10], bursts: [1, 10], messagePackSizes: [10], statefulSizes: [10], payloadBytes: 64, repetitions: 5, repetitionMs: 20, minRounds: 1, maxRepetitionMs: 20, sameProcessMs: 40, sameProcessMinRounds: 2, warmupMs: 20, maxRounds: 1_000 },
   memory: { low: 5, high: 20 },
   scaleOut: { members: 10, bursts: [1, 10], repetitions: 5, repetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
 };

@@ -1,4 +1,4 @@
-import type { ScenarioResult, SystemName } from "./results.js";
+import { SAME_PROCESS, type ScenarioResult, type SystemName } from "./results.js";
 
 /**
  * Turns the scenarios into tables (aligned text for stdout, Markdown for RESULTS.md): end-to-end
@@ -125,6 +125,14 @@ export function buildTables(scenarios: readonly ScenarioResult[]): Table[] {
       title: "End to end: send → receive latency in ms, p50 / p99 / last recipient (median)",
       header: ["scenario", "Switchboard", "Socket.IO", "raw ws"],
       rows: e2e.map(({ label, sb, sio, raw }) => [label, ...[sb, sio, raw].map((s) => (s === undefined ? "—" : `${ms(s.p50Ms)} / ${ms(s.p99Ms)} / ${ms(s.lastRecipientMs)}`))]),
+    });
+  }
+  const sameProcess = scenarios.filter((s) => s.name === SAME_PROCESS);
+  if (sameProcess.length > 0) {
+    tables.push({
+      title: "Same process, same sockets: Switchboard's group send against the floor's loop, rounds in turn (CPU of the send and its turn)",
+      header: ["scenario", "Switchboard", "floor's loop", "SB/floor", "rounds each"],
+      rows: sameProcess.map((s) => [`${s.protocol}, ${s.members} members, burst ${s.burst}`, formatCount(s.deliveriesPerCpuSecond), formatCount(s.floorDeliveriesPerCpuSecond), ratio(s.deliveriesPerCpuSecond, s.floorDeliveriesPerCpuSecond), String(s.rounds)]),
     });
   }
   tables.push(...scaleOutTables(scenarios));

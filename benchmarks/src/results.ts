@@ -6,6 +6,8 @@ import { dirname, join } from "node:path";
 /** The three things compared. */
 export type SystemName = "switchboard" | "socket.io" | "raw-ws";
 export const SYSTEMS: readonly SystemName[] = ["switchboard", "socket.io", "raw-ws"];
+/** The name of the same-process comparison's scenarios (Switchboard's group send against the floor's loop). */
+export const SAME_PROCESS = "same-process fan-out, group send vs the floor's loop";
 
 /**
  * One measured scenario of one system: medians over the repetitions. Fields that do not apply to a
@@ -52,6 +54,13 @@ export interface ScenarioResult {
   readonly sendingServerReceivedPerMessage?: number;
   /** Scale-out: sends Redis brought to the server that did not send, per message. */
   readonly otherServerReceivedPerMessage?: number;
+  /**
+   * Same-process comparison: deliveries per CPU-second of the floor's loop on the same sockets,
+   * rounds alternating with the system's own send (whose figure is `deliveriesPerCpuSecond`).
+   */
+  readonly floorDeliveriesPerCpuSecond?: number;
+  /** Same-process comparison: rounds measured per way. */
+  readonly rounds?: number;
   readonly repetitions?: number;
 }
 

@@ -122,6 +122,16 @@ describe("npm run bench harness", () => {
         const memory = results.scenarios.find((s) => s.system === system && s.name === "idle memory per connection");
         expect(memory, `${system} memory`).toMatchObject({ heapBytesPerConnection: expect.any(Number), rssBytesPerConnection: expect.any(Number) });
       }
+      // The same-process comparison: every size and burst of Switchboard JSON, both ways measured
+      // (the run itself checks that the clients got every message of both ways).
+      const sameProcess = results.scenarios.filter((s) => s.name === "same-process fan-out, group send vs the floor's loop");
+      const jsonRuns = e2e.filter((s) => s.system === "switchboard" && s.protocol === "json");
+      expect(sameProcess.map((s) => `${s["members"]}/${s["burst"]}`).sort()).toEqual(jsonRuns.map((s) => `${s["members"]}/${s["burst"]}`).sort());
+      for (const run of sameProcess) {
+        expect(run, `${run["members"]}/${run["burst"]}`).toMatchObject({ system: "switchboard", protocol: "json" });
+        for (const key of ["deliveriesPerCpuSecond", "floorDeliveriesPerCpuSecond", "rounds"]) expect(run[key], key).toBeGreaterThan(0);
+      }
+      expect(outcome.stdout).toContain("SB/floor");
       expect(e2e.some((s) => s.system === "switchboard" && s.protocol === "messagepack")).toBe(true);
       expect(e2e.some((s) => s.system === "switchboard" && s.protocol === "json+stateful")).toBe(true);
 

@@ -1,9 +1,9 @@
 import { spawnChild } from "../child-processes.js";
 import type { ChildChannel } from "../ipc.js";
 import type { Profile } from "../profiles.js";
-import { median, round, type ScenarioResult, type SystemName } from "../results.js";
+import { median, round, SAME_PROCESS, type ScenarioResult, type SystemName } from "../results.js";
 import type { ClientMeasurement } from "./delivery-counter.js";
-import type { MemorySample, ServerMeasurement } from "./server-main.js";
+import type { MemorySample, PathsMeasurement, ServerMeasurement } from "./server-main.js";
 
 /**
  * Runs the systems end to end over loopback: each system's server in a child process pinned to
@@ -27,7 +27,9 @@ export interface SystemPlan {
 
 /** Steps of a plan, for the progress line. */
 export function stepsOf(plan: SystemPlan): number {
-  return (plan.memory === undefined ? 0 : 1) + plan.sizes.length * plan.bursts.length;
+  // Switchboard JSON also runs the same-process comparison at every size and burst.
+  const sameProcess = plan.system === "switchboard" && plan.protocol === "json" ? 2 : 1;
+  return (plan.memory === undefined ? 0 : 1) + plan.sizes.length * plan.bursts.length * sameProcess;
 }
 
 /** The runner's progress line: `next` starts a step, `update` rewrites the current one. */
@@ -186,6 +188,42 @@ async function measureFanout(systems: readonly Running[], members: number, burst
   });
 }
 
+/**
+ * Switchboard's group send against the floor's loop on the same sockets of the same process,
+ * round by round in turn, each charged the CPU of its send and the turn that wrote it: the
+ * per-delivery difference without what separate processes add (keep-alive traffic, the
+ * systems taking turns on the core, the machine's drift between repetitions).
+ */
+async function measureSameProcess(running: Running, members: number, burst: number, profile: Profile, step: Step): Promise<ScenarioResult> {
+  const { server, client } = running;
+  const { payloadBytes, maxRounds, sameProcessMs, sameProcessMinRounds, maxRepetitionMs } = profile.e2e;
+  step.next(`same process: Switchboard's group send against the floor's loop on its sockets, group of ${members}, burst ${burst}, rounds in turn`);
+  await client.request("arm", { deliveriesPerRound: members * burst });
+  await client.request("measure-begin");
+  await server.request("paths-begin");
+  let paths: PathsMeasurement;
+  try {
+    await runRounds(server, client, `m${members}`, burst, payloadBytes, sameProcessMs, maxRounds, { rounds: sameProcessMinRounds, maxMs: maxRepetitionMs * 10 });
+  } finally {
+    paths = await server.request<PathsMeasurement>("paths-end");
+  }
+  const seen = await client.request<ClientMeasurement>("measure-end");
+  const rounds = paths.own.rounds + paths.floor.rounds;
+  if (seen.deliveries !== rounds * members * burst) throw new Error(`same process, ${members} members: clients received ${seen.deliveries} messages, ${rounds * members * burst} were sent`);
+  const perCpuSecond = (way: { cpuMicros: number; rounds: number }): number => (way.rounds * members * burst) / (way.cpuMicros / 1e6);
+  return {
+    name: SAME_PROCESS,
+    system: "switchboard",
+    protocol: "json",
+    members,
+    burst,
+    payloadBytes,
+    deliveriesPerCpuSecond: round(perCpuSecond(paths.own)),
+    floorDeliveriesPerCpuSecond: round(perCpuSecond(paths.floor)),
+    rounds: Math.min(paths.own.rounds, paths.floor.rounds),
+  };
+}
+
 async function memorySamples(server: ChildChannel, count: number): Promise<MemorySample[]> {
   const samples: MemorySample[] = [];
   for (let i = 0; i < count; i++) samples.push(await server.request<MemorySample>("memory"));
@@ -268,6 +306,8 @@ export async function runSystems(plans: readonly SystemPlan[], profile: Profile,
       for (const burst of bursts) {
         const systems = active.filter((system) => system.plan.bursts.includes(burst));
         if (systems.length > 0) results.push(...(await measureFanout(systems, members, burst, profile, step)));
+        const json = systems.find((system) => system.plan.system === "switchboard" && system.plan.protocol === "json");
+        if (json !== undefined) results.push(await measureSameProcess(json, members, burst, profile, step));
       }
     }
     return results;

@@ -7,6 +7,13 @@ export interface FanoutServer {
    * is `("m", stamp, payload)`; only the last one's stamp carries the `L` flag.
    */
   send(group: string, burst: number, round: number, payload: string): void;
+  /**
+   * Switchboard only: the same messages written as the raw floor writes them (one frame for the
+   * burst, `socket.write` to each member's socket, at the end of the turn), to the same sockets,
+   * visiting the members in the group's order. Rounds alternate between this and `send` to
+   * compare the two per delivery inside one process (see server-main's `paths-*` commands).
+   */
+  sendFloor?(group: string, burst: number, round: number, payload: string): void;
   /** Members of `group` connected to this server. */
   groupSize(group: string): number;
   connectionCount(): number;

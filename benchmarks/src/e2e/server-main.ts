@@ -52,6 +52,26 @@ if (redisUrl !== undefined && system === "raw-ws") throw new Error("the raw ws f
 const server = await starter(redisUrl);
 
 const payloads = new Map<number, string>();
+
+/**
+ * Same-process comparison (`paths-begin` … `paths-end`): even rounds go through the system's own
+ * send, odd rounds through the floor's loop on the same sockets (`sendFloor`), and each way is
+ * charged the CPU from the send to the end of the turn that wrote it.
+ */
+export interface PathsMeasurement {
+  readonly own: { readonly cpuMicros: number; readonly rounds: number };
+  readonly floor: { readonly cpuMicros: number; readonly rounds: number };
+}
+let paths: { own: { cpuMicros: number; rounds: number }; floor: { cpuMicros: number; rounds: number } } | undefined;
+
+function chargeTurn(to: { cpuMicros: number; rounds: number }, from: NodeJS.CpuUsage): void {
+  // Queued after the send's own end-of-turn work (the flush or the floor's loop), so it runs after it.
+  setImmediate(() => {
+    const used = process.cpuUsage(from);
+    to.cpuMicros += used.user + used.system;
+    to.rounds++;
+  });
+}
 let begin = process.cpuUsage();
 let receivedBefore = 0;
 
@@ -69,7 +89,23 @@ serveCommands({
   send({ group, burst, round, payloadBytes }: SendArgs) {
     let payload = payloads.get(payloadBytes);
     if (payload === undefined) payloads.set(payloadBytes, (payload = payloadOf(payloadBytes)));
-    server.send(group, burst, round, payload);
+    if (paths === undefined) {
+      server.send(group, burst, round, payload);
+      return;
+    }
+    const from = process.cpuUsage();
+    if (round % 2 === 0) server.send(group, burst, round, payload);
+    else server.sendFloor!(group, burst, round, payload);
+    chargeTurn(round % 2 === 0 ? paths.own : paths.floor, from);
+  },
+  "paths-begin"() {
+    if (server.sendFloor === undefined) throw new Error(`${system} has no floor loop to compare with`);
+    paths = { own: { cpuMicros: 0, rounds: 0 }, floor: { cpuMicros: 0, rounds: 0 } };
+  },
+  "paths-end"(): PathsMeasurement {
+    const measured = paths!;
+    paths = undefined;
+    return measured;
   },
   "measure-begin"() {
     receivedBefore = server.scaleOut?.received() ?? 0;
