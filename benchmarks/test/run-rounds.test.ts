@@ -1,13 +1,23 @@
 /**
  * The closed loop's stopping rule: a repetition runs its length, then on until it holds the
  * floor's rounds, unless that takes longer than the floor's cap. Driven by fake processes whose
- * rounds take a fixed time, so no child process is started.
+ * rounds each take `roundMs` of a fake clock, so no child process is started and the machine's
+ * load cannot change the outcome.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { runRounds, type RoundFloor } from "../dist/e2e/driver.js";
 import type { ChildChannel } from "../dist/ipc.js";
 
-/** A server and a client process whose every round completes `roundMs` after it is sent. */
+let clock = 0;
+beforeEach(() => {
+  clock = 0;
+  vi.spyOn(performance, "now").mockImplementation(() => clock);
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** A server and a client process whose every round completes `roundMs` (fake time) after it is sent. */
 function fakeProcesses(roundMs: number): { server: ChildChannel; client: ChildChannel; sends: () => number } {
   let onRound: ((round: number) => void) | undefined;
   let sends = 0;
@@ -21,7 +31,10 @@ function fakeProcesses(roundMs: number): { server: ChildChannel; client: ChildCh
     ...exits,
     notify: (_event: string, data: { round: number }) => {
       sends++;
-      setTimeout(() => onRound?.(data.round), roundMs);
+      setImmediate(() => {
+        clock += roundMs;
+        onRound?.(data.round);
+      });
     },
   };
   return { server: server as unknown as ChildChannel, client: client as unknown as ChildChannel, sends: () => sends };
@@ -34,11 +47,8 @@ async function rounds(roundMs: number, durationMs: number, floor?: RoundFloor): 
 }
 
 describe("runRounds", () => {
-  // Rounds of 50 ms: a late timer can only make fewer rounds fit, so the bounds below hold under load.
   it("stops at the first round past its length without a floor", async () => {
-    const { rounds: completed } = await rounds(50, 120);
-    expect(completed).toBeGreaterThanOrEqual(2);
-    expect(completed).toBeLessThanOrEqual(3);
+    expect(await rounds(50, 120)).toEqual({ rounds: 3, sends: 3 });
   });
 
   it("runs on past its length until it holds the floor's rounds", async () => {
@@ -46,8 +56,11 @@ describe("runRounds", () => {
   });
 
   it("stops at the first round past the floor's cap even short of its rounds", async () => {
-    const { rounds: completed } = await rounds(50, 60, { rounds: 50, maxMs: 175 });
-    expect(completed).toBeGreaterThanOrEqual(2);
-    expect(completed).toBeLessThanOrEqual(4);
+    expect(await rounds(50, 60, { rounds: 50, maxMs: 175 })).toEqual({ rounds: 4, sends: 4 });
+  });
+
+  it("never runs past maxRounds, floor or not", async () => {
+    const { server, client } = fakeProcesses(50);
+    expect(await runRounds(server, client, "g", 1, 64, 10_000, 3, { rounds: 10, maxMs: 20_000 })).toBe(3);
   });
 });

@@ -196,9 +196,16 @@ async function measureFanout(systems: readonly Running[], members: number, burst
  */
 async function measureSameProcess(running: Running, members: number, burst: number, profile: Profile, step: Step): Promise<ScenarioResult> {
   const { server, client } = running;
-  const { payloadBytes, maxRounds, sameProcessMs, sameProcessMinRounds, maxRepetitionMs } = profile.e2e;
+  const { payloadBytes, maxRounds, sameProcessMs, sameProcessMinRounds, maxRepetitionMs, warmupMs } = profile.e2e;
   step.next(`same process: Switchboard's group send against the floor's loop on its sockets, group of ${members}, burst ${burst}, rounds in turn`);
   await client.request("arm", { deliveriesPerRound: members * burst });
+  // Untimed first: the floor's loop has not run yet, and its first rounds would fall on one way.
+  await server.request("paths-begin");
+  try {
+    await runRounds(server, client, `m${members}`, burst, payloadBytes, warmupMs, maxRounds, { rounds: 4, maxMs: maxRepetitionMs });
+  } finally {
+    await server.request("paths-end");
+  }
   await client.request("measure-begin");
   await server.request("paths-begin");
   let paths: PathsMeasurement;
@@ -210,6 +217,7 @@ async function measureSameProcess(running: Running, members: number, burst: numb
   const seen = await client.request<ClientMeasurement>("measure-end");
   const rounds = paths.own.rounds + paths.floor.rounds;
   if (seen.deliveries !== rounds * members * burst) throw new Error(`same process, ${members} members: clients received ${seen.deliveries} messages, ${rounds * members * burst} were sent`);
+  if (seen.unexpectedCloses > 0) throw new Error(`same process, ${members} members: ${seen.unexpectedCloses} connections closed`);
   const perCpuSecond = (way: { cpuMicros: number; rounds: number }): number => (way.rounds * members * burst) / (way.cpuMicros / 1e6);
   return {
     name: SAME_PROCESS,
