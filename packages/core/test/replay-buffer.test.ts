@@ -90,6 +90,26 @@ describe("ReplayBuffer", () => {
     expect(buffer.ack(model.length + 1)).toBe(false);
   });
 
+  it("releases an empty ring at the second trim without pushes in between, and keeps a busy one", () => {
+    const buffer = new ReplayBuffer(1e9);
+    for (let i = 0; i < 600; i++) buffer.push(record(1));
+    buffer.ack(600);
+    expect(buffer.capacity).toBe(1_024); // emptied, kept for the next burst
+    buffer.trim(); // pushes since the last trim: kept
+    expect(buffer.capacity).toBe(1_024);
+    buffer.push(record(1));
+    buffer.trim(); // not empty: kept
+    expect(buffer.capacity).toBe(1_024);
+    buffer.push(record(1));
+    buffer.ack(602);
+    buffer.trim(); // empty, but a push came since the last trim: kept
+    expect(buffer.capacity).toBe(1_024);
+    buffer.trim(); // empty and idle for a whole period: released
+    expect(buffer.capacity).toBe(0);
+    buffer.push(record(3));
+    expect([buffer.capacity, buffer.bytes, buffer.unacknowledged().length]).toEqual([16, 3, 1]);
+  });
+
   it("counts incoming messages, drops re-sent ones after a Sequence, and refuses a Sequence that skips messages", () => {
     const buffer = new ReplayBuffer(1_000);
     expect([buffer.receive(), buffer.receive(), buffer.receive()]).toEqual([true, true, true]);

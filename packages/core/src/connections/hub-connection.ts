@@ -919,6 +919,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
 
   #tickTracked(replay: ReplayBuffer, now: number): void {
     const options = this.#host.options;
+    replay.trim();
     if (replay.detachedAt !== 0) {
       if (now - replay.detachedAt >= options.disconnectTimeout) this.#end(new ConnectionTimeoutError("The client did not reconnect within the disconnect timeout."));
       return;

@@ -28,6 +28,8 @@ export class ReplayBuffer {
   #slots: (SerializedRecord | undefined)[] = [];
   #head = 0;
   #count = 0;
+  /** A record was pushed since the last {@link trim}. */
+  #pushed = false;
   /** Bytes of the unacknowledged records. */
   bytes = 0;
   /** Id of the last trackable message sent (or parked for replay while the client is away). */
@@ -65,6 +67,7 @@ export class ReplayBuffer {
     let slots = this.#slots;
     if (this.#count === slots.length) slots = this.#grow();
     slots[(this.#head + this.#count++) & (slots.length - 1)] = record;
+    this.#pushed = true;
     this.bytes += record.bytes.length;
     this.sent++;
   }
@@ -88,6 +91,24 @@ export class ReplayBuffer {
       this.#head = 0;
     }
     return true;
+  }
+
+  /** Slots the ring holds (its memory), whether or not records fill them. */
+  get capacity(): number {
+    return this.#slots.length;
+  }
+
+  /**
+   * Called periodically (the connection's keep-alive tick): an empty ring that nothing was pushed
+   * into since the last call is released, so an idle connection keeps no slots; a busy one keeps
+   * its ring between the Acks that empty it.
+   */
+  trim(): void {
+    if (this.#count === 0 && !this.#pushed) {
+      this.#slots = [];
+      this.#head = 0;
+    }
+    this.#pushed = false;
   }
 
   /** The unacknowledged records, oldest first, for a replay. */
