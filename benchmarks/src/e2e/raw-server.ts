@@ -1,18 +1,13 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Socket } from "node:net";
-import * as ws from "ws";
 import { WebSocket, WebSocketServer } from "ws";
 import type { FanoutServer } from "./fanout-server.js";
-import { nowMicros, stamp } from "./stamp.js";
-
-type FrameFunction = (data: Buffer, options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean }) => Buffer[];
-const frameOf = (ws as unknown as { Sender: { frame: FrameFunction } }).Sender.frame;
+import { floorFrame } from "./floor-frame.js";
 
 const kGroups = Symbol("groups");
 type Member = WebSocket & { [kGroups]?: string[]; _socket?: Socket };
 
-const RS = "\u001e";
 const OK = Buffer.from("ok");
 
 /**
@@ -66,10 +61,7 @@ export async function startRaw(): Promise<FanoutServer> {
     send(group, burst, round, payload) {
       const members = groups.get(group);
       if (members === undefined) return;
-      const micros = nowMicros();
-      let text = "";
-      for (let i = 0; i < burst; i++) text += JSON.stringify({ type: 1, target: "m", arguments: [stamp(i === burst - 1, round, micros), payload] }) + RS;
-      const frame = Buffer.concat(frameOf(Buffer.from(text), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
+      const frame = floorFrame(burst, round, payload);
       for (const member of members) if (member.readyState === WebSocket.OPEN) member._socket!.write(frame);
     },
     groupSize: (group) => groups.get(group)?.length ?? 0,

@@ -59,12 +59,17 @@ const payloads = new Map<number, string>();
  * charged the CPU from the send to the end of the turn that wrote it.
  */
 export interface PathsMeasurement {
-  readonly own: { readonly cpuMicros: number; readonly rounds: number };
-  readonly floor: { readonly cpuMicros: number; readonly rounds: number };
+  readonly own: Way;
+  readonly floor: Way;
 }
-let paths: { own: { cpuMicros: number; rounds: number }; floor: { cpuMicros: number; rounds: number } } | undefined;
+/** One way's rounds and the CPU charged to them. */
+interface Way {
+  cpuMicros: number;
+  rounds: number;
+}
+let paths: PathsMeasurement | undefined;
 
-function chargeTurn(to: { cpuMicros: number; rounds: number }, from: NodeJS.CpuUsage): void {
+function chargeTurn(to: Way, from: NodeJS.CpuUsage): void {
   // Queued after the send's own end-of-turn work (the flush or the floor's loop), so it runs after it.
   setImmediate(() => {
     const used = process.cpuUsage(from);

@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { SwitchboardServer, type HubConnection } from "@switchboard/core";
-import * as ws from "ws";
+import { WebSocket } from "ws";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { RedisBackplane } from "@switchboard/redis";
@@ -8,13 +8,11 @@ import { WebSocketTransport } from "@switchboard/transport-ws";
 import { BenchHub, QUIET_LOGGER } from "../bench-hub.js";
 import { CountingBackplane } from "../scaleout/counting-backplane.js";
 import type { FanoutServer } from "./fanout-server.js";
+import { floorFrame } from "./floor-frame.js";
 import { nowMicros, stamp } from "./stamp.js";
 
-type FrameFunction = (data: Buffer, options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean }) => Buffer[];
-const frameOf = (ws as unknown as { Sender: { frame: FrameFunction } }).Sender.frame;
 /** What the floor's loop reads of a connection's transport: it is ws's socket itself (see transport-ws). */
 type WsSocket = { readonly readyState: number; readonly _socket: Socket | null };
-const RS = "\u001e";
 
 /** A send that could not be published to Redis (its local recipients got it): loud, so the run fails. */
 function onPublishFailed(error: unknown): void {
@@ -52,14 +50,11 @@ export async function startSwitchboard(redisUrl?: string): Promise<FanoutServer>
           sendFloor(group: string, burst: number, round: number, payload: string): void {
             const members = endpoint.lifetimeManager.groups.membersOf(group);
             if (members === undefined) return;
-            const micros = nowMicros();
-            let text = "";
-            for (let i = 0; i < burst; i++) text += JSON.stringify({ type: 1, target: "m", arguments: [stamp(i === burst - 1, round, micros), payload] }) + RS;
-            const frame = Buffer.concat(frameOf(Buffer.from(text), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }));
+            const frame = floorFrame(burst, round, payload);
             setImmediate(() => {
               for (const member of members as Iterable<HubConnection>) {
                 const socket = member.transport as unknown as WsSocket;
-                if (socket.readyState === ws.WebSocket.OPEN) socket._socket!.write(frame);
+                if (socket.readyState === WebSocket.OPEN) socket._socket!.write(frame);
               }
             });
           },

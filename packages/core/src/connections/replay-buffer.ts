@@ -86,10 +86,7 @@ export class ReplayBuffer {
       this.acked++;
     }
     this.#head = head;
-    if (this.#count === 0 && slots.length > KEEP_SLOTS) {
-      this.#slots = [];
-      this.#head = 0;
-    }
+    if (this.#count === 0 && slots.length > KEEP_SLOTS) this.#release();
     return true;
   }
 
@@ -104,11 +101,14 @@ export class ReplayBuffer {
    * its ring between the Acks that empty it.
    */
   trim(): void {
-    if (this.#count === 0 && !this.#pushed) {
-      this.#slots = [];
-      this.#head = 0;
-    }
+    if (this.#count === 0 && !this.#pushed) this.#release();
     this.#pushed = false;
+  }
+
+  /** Gives the empty ring's memory back; the next push starts a new one. */
+  #release(): void {
+    this.#slots = [];
+    this.#head = 0;
   }
 
   /** The unacknowledged records, oldest first, for a replay. */
