@@ -51,6 +51,19 @@ const kAttached = Symbol.for("switchboard.transport.attached");
 const OPTION_KEYS: readonly (keyof HttpTransportOptions)[] = ["transports", "maxPayload", "closeTimeout", "pollTimeout", "disconnectTimeout", "cors", "allowedOrigins", "maxConnectionsPerAddress"];
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * Reads a new TCP connection's peer address once, as the server accepts it. Node caches the
+ * address on the socket object, and that adds a property: read at the first request, the cache
+ * gave a negotiate socket, an upgraded one and a fresh one different layouts, and Node's own
+ * write path, shared by every socket of the process, saw so many that its property reads turned
+ * megamorphic (a generic lookup on every `socket.write`). Read here, first, every socket gets it
+ * at the same point of its life. callgrind, group sends to 1,000 members: 3,501 → 3,122
+ * user-space instructions per delivery (benchmarks/RESULTS.md, issue 19).
+ */
+function readPeerAddress(socket: { readonly remoteAddress?: string }): void {
+  void socket.remoteAddress;
+}
+
 // Socket listeners are module-level functions: the socket is the connection (`this`; ws types it
 // as its base class), so there is no closure and no back-reference per connection.
 function onSocketMessage(this: WebSocket, data: Buffer): void {
@@ -184,10 +197,12 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
         rejectUpgrade(socket, 404, "Not Found");
       }
     };
+    httpServer.on("connection", readPeerAddress);
     httpServer.on("request", onRequest);
     httpServer.on("upgrade", onUpgrade);
     this.#detach.push(() => {
       delete (httpServer as unknown as Record<symbol, unknown>)[kAttached];
+      httpServer.off("connection", readPeerAddress);
       httpServer.off("request", onRequest);
       httpServer.off("upgrade", onUpgrade);
       for (const listener of previous) httpServer.on("request", listener);

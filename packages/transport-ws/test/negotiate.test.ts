@@ -143,7 +143,10 @@ describe("attaching to an existing http.Server", () => {
       res.writeHead(200, { "Content-Type": "text/plain" }).end(`app:${req.url}`);
     });
     const server = new SwitchboardServer({ hubs: [PingHub], protocols: [new JsonHubProtocol()] });
+    const ownConnectionListeners = http.listenerCount("connection");
     new WebSocketTransport(server).attach(http);
+    // One more: it reads each new socket's peer address as the server accepts it (see readPeerAddress).
+    expect(http.listenerCount("connection")).toBe(ownConnectionListeners + 1);
     await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
     const port = (http.address() as { port: number }).port;
     try {
@@ -155,8 +158,10 @@ describe("attaching to an existing http.Server", () => {
       await server.close();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     }
-    // After close the app's own handler is back in place.
+    // After close the app's own handler is back in place, and nothing of the transport's is left.
     expect(http.listenerCount("request")).toBe(1);
+    expect(http.listenerCount("upgrade")).toBe(0);
+    expect(http.listenerCount("connection")).toBe(ownConnectionListeners);
   });
 });
 
