@@ -16,8 +16,11 @@ class RecordingTransport implements TransportConnection {
   readonly transferFormats: readonly TransferFormat[] = ["text", "binary"];
   readonly bufferedAmount = 0;
   readonly writes: string[][] = [];
+  /** The arrays the writes came in (the contract lets a transport reuse what it built from a frozen one). */
+  readonly arrays: (readonly SerializedRecord[])[] = [];
   closed = false;
   write(records: readonly SerializedRecord[], count: number): void {
+    this.arrays.push(records);
     const texts: string[] = [];
     for (let i = 0; i < count; i++) texts.push(new TextDecoder().decode(records[i]!.bytes));
     this.writes.push(texts);
@@ -88,6 +91,10 @@ describe("group sends deferred to the end of the turn", () => {
       expect(member.transport.received).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
       expect(member.transport.messageWrites).toBe(1);
     }
+    // Every member got the burst in one and the same frozen array (TransportConnection.write).
+    const arrays = members.map((member) => member.transport.arrays.at(-1)!);
+    expect(new Set(arrays).size).toBe(1);
+    expect(Object.isFrozen(arrays[0])).toBe(true);
   });
 
   it("a send to one member after a group send reaches it after the group send; the others still get one write", async () => {

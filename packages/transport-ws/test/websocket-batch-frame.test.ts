@@ -38,6 +38,31 @@ describe("WebSocketConnection, several records in one message", () => {
     expect(received.map((frame) => frame.binary)).toEqual([false, false, false, true]);
   });
 
+  it("takes the same frozen array again as the same records, for the same count and format only", async () => {
+    const { connections, clients } = await socketPairs(4);
+    const records = Object.freeze(["a\u001e", "bb\u001e", "ccc\u001e"].map((text) => new CountingRecord(text)));
+    connections[0]!.write(records, 3, "text");
+    connections[1]!.write(records, 3, "text");
+    connections[2]!.write(records, 2, "text");
+    connections[3]!.write(records, 3, "binary");
+    const received = await Promise.all(clients.map((client) => client.frame(0)));
+    expect(received.map((frame) => frame.data.toString("utf8"))).toEqual(["a\u001ebb\u001eccc\u001e", "a\u001ebb\u001eccc\u001e", "a\u001ebb\u001e", "a\u001ebb\u001eccc\u001e"]);
+    expect(received.map((frame) => frame.binary)).toEqual([false, false, false, true]);
+  });
+
+  it("does not take a reused array that is not frozen for the same records", async () => {
+    const { connections, clients } = await socketPairs(2);
+    const [a, b, c, d] = ["a\u001e", "b\u001e", "c\u001e", "d\u001e"].map((text) => new CountingRecord(text));
+    // What a connection's outbox is: one array, refilled.
+    const outbox = [a!, b!];
+    connections[0]!.write(outbox, 2, "text");
+    outbox[0] = c!;
+    outbox[1] = d!;
+    connections[1]!.write(outbox, 2, "text");
+    const received = await Promise.all(clients.map((client) => client.frame(0)));
+    expect(received.map((frame) => frame.data.toString("utf8"))).toEqual(["a\u001eb\u001e", "c\u001ed\u001e"]);
+  });
+
   it("builds the message again in a later pass (nothing is kept after the flush)", async () => {
     const { connections, clients } = await socketPairs(2);
     const records = ["x\u001e", "y\u001e"].map((text) => new CountingRecord(text));

@@ -39,7 +39,9 @@ export interface TransportConnection {
   readonly bufferedAmount: number;
   /**
    * Sends records `[0, count)` of `records` as ONE transport message, in order (records are never
-   * split across messages). `format` says whether the message is text or binary.
+   * split across messages). `format` says whether the message is text or binary. A group send
+   * of several records hands each member the same frozen array; a frozen array never changes, so
+   * a transport may reuse what it built from one (a framed message, say) when it comes again.
    */
   write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void;
   /**
