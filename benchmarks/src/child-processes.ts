@@ -70,6 +70,8 @@ export interface SpawnOptions {
   readonly raiseFdLimit?: boolean;
   /** How long the child may take to report `ready`. */
   readonly readyTimeoutMs?: number;
+  /** A program (and its arguments) that runs Node, e.g. valgrind; the pid stays Node's (it execs or instruments in place). */
+  readonly under?: readonly string[];
 }
 
 /** The harness test lists every pid the runner started (BENCH_PID_FILE) to check that none is left. */
@@ -87,6 +89,10 @@ export async function spawnChild<T = unknown>(name: string, script: string, args
   const path = fileURLToPath(new URL(script, import.meta.url));
   let command = process.execPath;
   let argv: string[] = [...(options.exposeGc === true ? ["--expose-gc"] : []), ...(options.nodeFlags ?? []), path, ...args];
+  if (options.under !== undefined && options.under.length > 0) {
+    argv = [...options.under.slice(1), command, ...argv];
+    command = options.under[0]!;
+  }
   if (options.core !== undefined && canPin()) {
     argv = ["-c", String(options.core), command, ...argv];
     command = "taskset";

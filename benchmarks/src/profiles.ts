@@ -77,6 +77,17 @@ export interface Profile {
     readonly warmupMs: number;
     readonly maxRounds: number;
   };
+  /**
+   * `--only instructions`: the end-to-end servers of Switchboard (JSON) and the floor under
+   * callgrind; user-space instructions counted over `rounds` after `warmupRounds` (V8 has
+   * optimized the send path by then).
+   */
+  readonly instructions: {
+    readonly members: number;
+    readonly bursts: readonly number[];
+    readonly warmupRounds: number;
+    readonly rounds: number;
+  };
 }
 
 const FULL: Profile = {
@@ -88,6 +99,7 @@ const FULL: Profile = {
   e2e: { sizes: [100, 1_000, 10_000], bursts: [1, 10], messagePackSizes: [1_000], statefulSizes: [1_000], payloadBytes: 64, repetitions: 9, repetitionMs: 600, minRounds: 12, maxRepetitionMs: 2_000, sameProcessMs: 6_000, sameProcessMinRounds: 100, warmupMs: 1_000, maxRounds: 100_000 },
   memory: { low: 1_000, high: 10_000 },
   scaleOut: { members: 1_000, bursts: [1, 10], repetitions: 9, repetitionMs: 600, warmupMs: 1_000, maxRounds: 100_000 },
+  instructions: { members: 1_000, bursts: [1, 10], warmupRounds: 400, rounds: 100 },
 };
 
 const QUICK: Profile = {
@@ -100,6 +112,7 @@ const QUICK: Profile = {
   memory: { low: 200, high: 1_000 },
   // Longer repetitions than e2e: three processes share the servers' core, and Redis's share is small.
   scaleOut: { members: 200, bursts: [1, 10], repetitions: 5, repetitionMs: 300, warmupMs: 300, maxRounds: 20_000 },
+  instructions: { members: 200, bursts: [1, 10], warmupRounds: 200, rounds: 50 },
 };
 
 const TINY: Profile = {
@@ -111,6 +124,7 @@ const TINY: Profile = {
   e2e: { sizes: [10], bursts: [1, 10], messagePackSizes: [10], statefulSizes: [10], payloadBytes: 64, repetitions: 5, repetitionMs: 20, minRounds: 1, maxRepetitionMs: 20, sameProcessMs: 40, sameProcessMinRounds: 2, warmupMs: 20, maxRounds: 1_000 },
   memory: { low: 5, high: 20 },
   scaleOut: { members: 10, bursts: [1, 10], repetitions: 5, repetitionMs: 20, warmupMs: 20, maxRounds: 1_000 },
+  instructions: { members: 10, bursts: [1], warmupRounds: 10, rounds: 5 },
 };
 
 export const PROFILES: Readonly<Record<ProfileName, Profile>> = { full: FULL, quick: QUICK, tiny: TINY };

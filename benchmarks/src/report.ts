@@ -1,4 +1,4 @@
-import { SAME_PROCESS, type ScenarioResult, type SystemName } from "./results.js";
+import { INSTRUCTIONS, SAME_PROCESS, type ScenarioResult, type SystemName } from "./results.js";
 
 /**
  * Turns the scenarios into tables (aligned text for stdout, Markdown for RESULTS.md): end-to-end
@@ -133,6 +133,16 @@ export function buildTables(scenarios: readonly ScenarioResult[]): Table[] {
       title: "Same process, same sockets: Switchboard's group send against the floor's loop, rounds in turn (CPU of the send and its turn)",
       header: ["scenario", "Switchboard", "floor's loop", "SB/floor", "rounds each"],
       rows: sameProcess.map((s) => [`${s.protocol}, ${s.members} members, burst ${s.burst}`, formatCount(s.deliveriesPerCpuSecond), formatCount(s.floorDeliveriesPerCpuSecond), ratio(s.deliveriesPerCpuSecond, s.floorDeliveriesPerCpuSecond), String(s.rounds)]),
+    });
+  }
+  const counted = scenarios.filter((s) => s.name === INSTRUCTIONS && s.system === "switchboard");
+  if (counted.length > 0) {
+    const floorOf = (sb: ScenarioResult): ScenarioResult | undefined => find(scenarios, "raw-ws", (s) => s.name === INSTRUCTIONS && s.members === sb.members && s.burst === sb.burst);
+    const both = (s: ScenarioResult | undefined): string => (s === undefined ? "—" : `${s.instructionsPerDelivery} / ${s.allThreadsInstructionsPerDelivery}`);
+    tables.push({
+      title: "User-space instructions per delivery, callgrind, main thread / all threads (fewer is better)",
+      header: ["scenario", "Switchboard", "raw ws", "SB/raw, main thread", "rounds counted"],
+      rows: counted.map((sb) => [`${sb.protocol}, ${sb.members} members, burst ${sb.burst}`, both(sb), both(floorOf(sb)), ratio(sb.instructionsPerDelivery, floorOf(sb)?.instructionsPerDelivery), String(sb.rounds)]),
     });
   }
   tables.push(...scaleOutTables(scenarios));

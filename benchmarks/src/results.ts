@@ -8,6 +8,8 @@ export type SystemName = "switchboard" | "socket.io" | "raw-ws";
 export const SYSTEMS: readonly SystemName[] = ["switchboard", "socket.io", "raw-ws"];
 /** The name of the same-process comparison's scenarios (Switchboard's group send against the floor's loop). */
 export const SAME_PROCESS = "same-process fan-out, group send vs the floor's loop";
+/** The name of the instruction-count scenarios (`--only instructions`). */
+export const INSTRUCTIONS = "user-space instructions per delivery (callgrind)";
 
 /**
  * One measured scenario of one system: medians over the repetitions. Fields that do not apply to a
@@ -59,8 +61,12 @@ export interface ScenarioResult {
    * rounds alternating with the system's own send (whose figure is `deliveriesPerCpuSecond`).
    */
   readonly floorDeliveriesPerCpuSecond?: number;
-  /** Same-process comparison: rounds measured per way. */
+  /** Same-process comparison: rounds measured per way; instruction counts: rounds counted. */
   readonly rounds?: number;
+  /** Instruction counts (callgrind): user-space instructions per delivery on the server's main thread (the event loop). */
+  readonly instructionsPerDelivery?: number;
+  /** Instruction counts: the same over every thread of the server (V8's compiler and GC helpers too). */
+  readonly allThreadsInstructionsPerDelivery?: number;
   readonly repetitions?: number;
 }
 

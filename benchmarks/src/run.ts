@@ -3,8 +3,10 @@
  *
  * Flags: `--quick` (smaller N, shorter repetitions, about a minute), `--tiny` (the harness test's
  * configuration), `--out <dir>` (where latest.json and fanout.svg go; default benchmarks/results,
- * benchmarks/results/quick for --quick), `--only in-process|e2e|scaleout` (scaleout: two servers
- * of each system on a redis-server of its own, skipped with a note without one), `--cpu-prof` (the end-to-end
+ * benchmarks/results/quick for --quick), `--only in-process|e2e|scaleout|instructions` (scaleout: two servers
+ * of each system on a redis-server of its own, skipped with a note without one; instructions: the
+ * end-to-end servers of Switchboard and the floor under callgrind, never part of a run of
+ * everything, skipped with a note without valgrind), `--cpu-prof` (the end-to-end
  * servers write V8 CPU profiles into the output directory; summarize one with
  * `node benchmarks/dist/profile-summary.js`). RESULTS.md is rewritten only by a full run of
  * everything into the default directory.
@@ -15,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { canPin, hardFdLimit, killChildren, pinSelf, spawnChild } from "./child-processes.js";
 import { runSystems, stepsOf, type SystemPlan } from "./e2e/driver.js";
 import { fanoutSvg } from "./fanout-chart.js";
+import { instructionSteps, runInstructionCounts } from "./instructions/callgrind.js";
 import { PROFILES, type Profile, type ProfileName } from "./profiles.js";
 import { runScaleOut, scaleOutSteps } from "./scaleout/scaleout.js";
 import { Progress } from "./progress.js";
@@ -25,7 +28,7 @@ import { machineInfo, type ResultsFile, type ScenarioResult } from "./results.js
 interface Arguments {
   readonly profile: ProfileName;
   readonly out: string | undefined;
-  readonly only: "in-process" | "e2e" | "scaleout" | undefined;
+  readonly only: "in-process" | "e2e" | "scaleout" | "instructions" | undefined;
   readonly cpuProfile: boolean;
 }
 
@@ -42,9 +45,9 @@ function parseArguments(argv: readonly string[]): Arguments {
     else if (flag === "--cpu-prof") cpuProfile = true;
     else if (flag === "--only") {
       const value = argv[++i];
-      if (value !== "in-process" && value !== "e2e" && value !== "scaleout") throw new Error("--only takes in-process, e2e or scaleout");
+      if (value !== "in-process" && value !== "e2e" && value !== "scaleout" && value !== "instructions") throw new Error("--only takes in-process, e2e, scaleout or instructions");
       only = value;
-    } else throw new Error(`unknown flag '${flag}' (try --quick, --tiny, --out <dir>, --only in-process|e2e|scaleout, --cpu-prof)`);
+    } else throw new Error(`unknown flag '${flag}' (try --quick, --tiny, --out <dir>, --only in-process|e2e|scaleout|instructions, --cpu-prof)`);
   }
   return { profile, out, only, cpuProfile };
 }
@@ -99,7 +102,9 @@ async function main(): Promise<void> {
   const plans = args.only === undefined || args.only === "e2e" ? plansFor(profile, notes) : [];
   const runInProcess = args.only === undefined || args.only === "in-process";
   const runScaleOutScenario = args.only === undefined || args.only === "scaleout";
-  const progress = new Progress((runInProcess ? 1 : 0) + plans.reduce((sum, plan) => sum + stepsOf(plan), 0) + (runScaleOutScenario ? scaleOutSteps(profile) : 0));
+  // Valgrind runs Node 30-50 times slower: instruction counts run only when asked for.
+  const countInstructions = args.only === "instructions";
+  const progress = new Progress((runInProcess ? 1 : 0) + plans.reduce((sum, plan) => sum + stepsOf(plan), 0) + (runScaleOutScenario ? scaleOutSteps(profile) : 0) + (countInstructions ? instructionSteps(profile) : 0));
   for (const note of notes) progress.note(`bench: ${note}`);
 
   const scenarios: ScenarioResult[] = [];
@@ -118,6 +123,12 @@ async function main(): Promise<void> {
     for (const note of result.notes) progress.note(`bench: ${note}`);
     notes.push(...result.notes);
     versions = result.versions;
+  }
+  if (countInstructions) {
+    const result = await runInstructionCounts(profile, progress);
+    scenarios.push(...result.scenarios);
+    for (const note of result.notes) progress.note(`bench: ${note}`);
+    notes.push(...result.notes);
   }
   progress.done();
 

@@ -3,63 +3,18 @@
  * benchmark, servers, clients) starts, talks, measures and goes away, and the results file and
  * chart come out valid with every system in them. Correctness only: no timing is asserted.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { allGone, alive, RUN, runHarness } from "./harness-process.js";
 
-const RUN = fileURLToPath(new URL("../dist/run.js", import.meta.url));
 const LATEST = fileURLToPath(new URL("../results/latest.json", import.meta.url));
 const SYSTEMS = ["switchboard", "socket.io", "raw-ws"];
 /** The scale-out scenario needs redis-server; without it the run skips it with a note. */
 const redisInstalled = spawnSync("redis-server", ["--version"]).error === undefined;
-
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the harness; on timeout it is killed (its children exit when their IPC channel closes). */
-function runHarness(args: readonly string[], env: Record<string, string>, timeoutMs: number): Promise<Outcome> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGINT"); // the runner kills its children on SIGINT
-      setTimeout(() => child.kill("SIGKILL"), 2_000).unref();
-      reject(new Error(`the harness did not finish within ${timeoutMs} ms\n${stderr}`));
-    }, timeoutMs);
-    child.once("error", reject);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function allGone(pids: readonly number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const left = pids.filter(alive);
-    if (left.length === 0 || Date.now() > deadline) return left;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 type Scenario = Record<string, unknown> & { name: string; system: string; protocol: string };
 

@@ -1,0 +1,129 @@
+/**
+ * `npm run bench -- --only instructions`: user-space instructions per delivery, counted by
+ * valgrind's callgrind in the end-to-end server of Switchboard (JSON) and in the raw `ws` floor's,
+ * over the same closed-loop group sends as the end-to-end scenarios.
+ *
+ * CPU time on a shared 2-core VM moves by 5–15 % between two runs of the same build; an
+ * instruction count does not depend on what else the machine is doing, so a difference of a few
+ * per cent between the two servers shows in one run. It counts user space only: the kernel's work
+ * per delivery is the same `write(2)` of the same bytes for both (RESULTS.md, `strace -c`), and
+ * instructions are not time (a cache miss costs more than an add).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnChild } from "../child-processes.js";
+import { runRounds, type Step } from "../e2e/driver.js";
+import type { ChildChannel } from "../ipc.js";
+import type { Profile } from "../profiles.js";
+import { INSTRUCTIONS, type ScenarioResult, type SystemName } from "../results.js";
+
+const SYSTEMS: readonly SystemName[] = ["switchboard", "raw-ws"];
+const PAYLOAD_BYTES = 64;
+/** Node under callgrind starts 30–50 times slower than alone. */
+const READY_TIMEOUT_MS = 180_000;
+/** Time the server under callgrind gets to close its connections and exit by itself (valgrind then removes its vgdb FIFOs). */
+const CLOSE_GRACE_MS = 60_000;
+
+/** Why the scenario cannot run here, or undefined when valgrind and callgrind_control are present. */
+export function callgrindMissing(): string | undefined {
+  for (const program of ["valgrind", "callgrind_control"]) {
+    if (spawnSync(program, ["--version"], { stdio: "ignore" }).error !== undefined) return `${program} is missing (Debian: apt-get install valgrind)`;
+  }
+  return undefined;
+}
+
+export function instructionSteps(profile: Profile): number {
+  return SYSTEMS.length * profile.instructions.bursts.length;
+}
+
+/** The `summary:` (or, lacking it, `totals:`) event count of one callgrind output file. */
+export function callgrindTotal(text: string): number {
+  const line = /^summary:\s*(\d+)/m.exec(text) ?? /^totals:\s*(\d+)/m.exec(text);
+  if (line === null) throw new Error("not a callgrind output file: no summary or totals line");
+  return Number(line[1]);
+}
+
+/**
+ * Instructions of one dump of a run with `--separate-threads=yes` (`<base>.<dump>-<thread>`
+ * files): thread 1 is the main thread, where the event loop runs.
+ */
+export function readDump(base: string, dump: number): { main: number; all: number } {
+  const dir = join(base, "..");
+  const prefix = `${base.slice(dir.length + 1)}.${dump}-`;
+  let main: number | undefined;
+  let all = 0;
+  for (const file of readdirSync(dir)) {
+    if (!file.startsWith(prefix)) continue;
+    const count = callgrindTotal(readFileSync(join(dir, file), "utf8"));
+    all += count;
+    if (Number(file.slice(prefix.length)) === 1) main = count;
+  }
+  if (main === undefined) throw new Error(`callgrind wrote no main-thread file for dump ${dump} (${prefix}01)`);
+  return { main, all };
+}
+
+function control(pid: number, command: "--zero" | "--dump"): void {
+  const result = spawnSync("callgrind_control", [command, String(pid)], { encoding: "utf8", timeout: 60_000 });
+  if (result.status !== 0) throw new Error(`callgrind_control ${command} ${pid} failed: ${(result.stderr || result.stdout || String(result.error)).trim()}`);
+}
+
+async function measure(system: SystemName, burst: number, profile: Profile, step: Step): Promise<ScenarioResult> {
+  const { members, warmupRounds, rounds } = profile.instructions;
+  const label = `instructions ${system}, group of ${members}, burst ${burst}`;
+  step.next(`${label}: starting the server under callgrind`);
+  const dir = mkdtempSync(join(tmpdir(), "sb-callgrind-"));
+  const base = join(dir, "server.out");
+  let server: ChildChannel | undefined;
+  let client: ChildChannel | undefined;
+  try {
+    const under = ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${base}`];
+    const started = await spawnChild<{ port: number }>(`${system} server under callgrind`, "./e2e/server-main.js", ["--system", system], { core: 0, raiseFdLimit: true, under, readyTimeoutMs: READY_TIMEOUT_MS });
+    server = started.channel;
+    const pid = server.child.pid!;
+    ({ channel: client } = await spawnChild(`${system} client`, "./e2e/client-main.js", ["--system", system, "--protocol", "json", "--port", String(started.ready.port)], { core: 1, raiseFdLimit: true }));
+    step.update(`${label}: ${members} clients connecting and joining`);
+    await client.request("connect", { count: members }, READY_TIMEOUT_MS);
+    await client.request("join", { group: `m${members}`, from: 0, to: members }, READY_TIMEOUT_MS);
+    const stats = await server.request<{ members: number }>("stats", { group: `m${members}` });
+    if (stats.members !== members) throw new Error(`${label}: the group has ${stats.members} members, expected ${members}`);
+    await client.request("arm", { deliveriesPerRound: members * burst });
+    step.update(`${label}: ${warmupRounds} rounds of warm-up (not counted)`);
+    await runRounds(server, client, `m${members}`, burst, PAYLOAD_BYTES, Number.MAX_SAFE_INTEGER, warmupRounds);
+    control(pid, "--zero");
+    step.update(`${label}: ${rounds} rounds counted`);
+    const done = await runRounds(server, client, `m${members}`, burst, PAYLOAD_BYTES, Number.MAX_SAFE_INTEGER, rounds);
+    control(pid, "--dump");
+    const counted = readDump(base, 1);
+    const deliveries = done * members * burst;
+    return {
+      name: INSTRUCTIONS,
+      system,
+      protocol: "json",
+      members,
+      burst,
+      payloadBytes: PAYLOAD_BYTES,
+      instructionsPerDelivery: Math.round(counted.main / deliveries),
+      allThreadsInstructionsPerDelivery: Math.round(counted.all / deliveries),
+      rounds: done,
+    };
+  } finally {
+    await client?.close();
+    await server?.close(CLOSE_GRACE_MS);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs every system and burst, or skips with a note when valgrind is missing. */
+export async function runInstructionCounts(profile: Profile, step: Step): Promise<{ scenarios: ScenarioResult[]; notes: string[] }> {
+  const missing = callgrindMissing();
+  if (missing !== undefined) {
+    step.next("instructions: skipped");
+    return { scenarios: [], notes: [`instructions: skipped: ${missing}`] };
+  }
+  const scenarios: ScenarioResult[] = [];
+  for (const burst of profile.instructions.bursts) for (const system of SYSTEMS) scenarios.push(await measure(system, burst, profile, step));
+  const { warmupRounds, rounds } = profile.instructions;
+  return { scenarios, notes: [`instructions: callgrind, ${rounds} rounds counted after ${warmupRounds} of warm-up, server pinned to core 0; user space only`] };
+}

@@ -1,0 +1,47 @@
+/**
+ * The benchmark's instruction counts (`--only instructions`) in their tiny configuration: both
+ * servers run under callgrind, the counts come out in the results file, and every process is
+ * gone afterwards. A file of its own, so it runs next to the other harness test, not after it.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { allGone, alive, runHarness } from "./harness-process.js";
+
+/** Instruction counts need valgrind (with callgrind_control); .ci/run installs it. */
+const valgrindMissing = ["valgrind", "callgrind_control"].find((program) => spawnSync(program, ["--version"]).error !== undefined);
+const mustRun = process.env["CI"] === "true";
+if (valgrindMissing !== undefined && !mustRun) console.warn(`benchmarks: skipping the instruction-count harness test, ${valgrindMissing} is missing (apt-get install valgrind).`);
+
+type Scenario = Record<string, unknown> & { name: string; system: string; protocol: string };
+
+describe("npm run bench -- --only instructions", () => {
+  it.skipIf(valgrindMissing !== undefined && !mustRun)("counts user-space instructions per delivery of both servers under callgrind, and leaves no process behind", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
+    const pidFile = join(dir, "pids");
+    try {
+      const outcome = await runHarness(["--tiny", "--only", "instructions", "--out", dir], { BENCH_PID_FILE: pidFile }, 170_000);
+      expect(outcome.code, outcome.stderr).toBe(0);
+      expect(outcome.stderr).not.toMatch(/\w*Error\b|Unhandled|\[bench (error|warn|client)\]/);
+      expect(outcome.stdout).toContain("User-space instructions per delivery");
+      const results = JSON.parse(readFileSync(join(dir, "latest.json"), "utf8")) as { scenarios: Scenario[]; notes: string[] };
+      expect(results.scenarios.map((s) => `${s.system} ${s["burst"]}`).sort()).toEqual(["raw-ws 1", "switchboard 1"]);
+      for (const run of results.scenarios) {
+        expect(run, run.system).toMatchObject({ name: "user-space instructions per delivery (callgrind)", protocol: "json", members: 10, rounds: 5 });
+        // A delivery is at least the socket write's own JavaScript, and the main thread is part of all threads.
+        expect(run["instructionsPerDelivery"], run.system).toBeGreaterThan(500);
+        expect(run["allThreadsInstructionsPerDelivery"], run.system).toBeGreaterThanOrEqual(run["instructionsPerDelivery"] as number);
+      }
+      expect(results.notes.join("\n")).toContain("instructions: callgrind");
+      // Per system a server under valgrind and a client.
+      const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
+      expect(pids.length).toBe(4);
+      expect(await allGone(pids, 3_000)).toEqual([]);
+    } finally {
+      if (existsSync(pidFile)) for (const pid of readFileSync(pidFile, "utf8").trim().split("\n").map(Number)) if (alive(pid)) process.kill(pid, "SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
