@@ -94,8 +94,10 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const args = parseArguments(argv);
   const profile = PROFILES[args.profile];
-  // A quick or tiny run never replaces the full run's results (which RESULTS.md describes).
-  const outDir = resolve(args.out ?? fileURLToPath(new URL(profile.name === "full" ? "../results/" : `../results/${profile.name}/`, import.meta.url)));
+  // A quick or tiny run, or a run of one part, never replaces the full run's results (which
+  // RESULTS.md describes): results/quick/, results/only-scaleout/, results/quick/only-e2e/, …
+  const defaultDir = `../results/${profile.name === "full" ? "" : `${profile.name}/`}${args.only === undefined ? "" : `only-${args.only}/`}`;
+  const outDir = resolve(args.out ?? fileURLToPath(new URL(defaultDir, import.meta.url)));
   const notes: string[] = [];
   if (pinSelf(1)) notes.push("runner pinned to core 1, servers and the in-process benchmark to core 0, clients to core 1");
   else if (!canPin()) notes.push("taskset or a second core is missing: processes are not pinned");

@@ -64,6 +64,14 @@ export function readDump(base: string, dump: number): { main: number; all: numbe
   return { main, all };
 }
 
+function tail(path: string): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-20).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
 function control(pid: number, command: "--zero" | "--dump"): void {
   const result = spawnSync("callgrind_control", [command, String(pid)], { encoding: "utf8", timeout: 60_000 });
   if (result.status !== 0) throw new Error(`callgrind_control ${command} ${pid} failed: ${(result.stderr || result.stdout || String(result.error)).trim()}`);
@@ -78,8 +86,12 @@ async function measure(system: SystemName, burst: number, profile: Profile, step
   let server: ChildChannel | undefined;
   let client: ChildChannel | undefined;
   try {
-    const under = ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${base}`];
-    const started = await spawnChild<{ port: number }>(`${system} server under callgrind`, "./e2e/server-main.js", ["--system", system], { core: 0, raiseFdLimit: true, under, readyTimeoutMs: READY_TIMEOUT_MS });
+    // valgrind's own lines go to a file of the run (shown if the server does not start).
+    const log = join(dir, "valgrind.log");
+    const under = ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${base}`, `--log-file=${log}`];
+    const started = await spawnChild<{ port: number }>(`${system} server under callgrind`, "./e2e/server-main.js", ["--system", system], { core: 0, raiseFdLimit: true, under, readyTimeoutMs: READY_TIMEOUT_MS }).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}\nvalgrind said:\n${tail(log)}`, { cause: error });
+    });
     server = started.channel;
     const pid = server.child.pid!;
     ({ channel: client } = await spawnChild(`${system} client`, "./e2e/client-main.js", ["--system", system, "--protocol", "json", "--port", String(started.ready.port)], { core: 1, raiseFdLimit: true }));
