@@ -479,6 +479,9 @@ export class HttpTransport implements AttachedTransport, HttpConnectionHost {
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         accepted = true;
         socket.off("close", abandon);
+        // ws now listens for the socket's errors itself (and keeps listening after the first): a
+        // second listener would only make the socket's 'error' listeners an array per connection.
+        socket.off("error", onRawSocketError);
         this.#accept(endpoint, admitted, ws as WebSocketConnection, req, query);
       });
     } catch (error) {

@@ -295,6 +295,24 @@ describe("T26 upgrade requests that break the rules", () => {
     await expectHealthy(server, before);
   });
 
+  it("leaves a socket error after the upgrade to ws's own listener: that connection ends, the server keeps serving", async () => {
+    const server = await startServer([AbuseHub]);
+    const before = await observer(server);
+    const victim = await connectClient(server.url("/hub"));
+    const endpoint = server.server.endpoint("/hub")!;
+    const connection = [...endpoint.connections].find((c) => c.connectionId === victim.connectionId)!;
+    const socket = (connection.transport as unknown as { _socket: Socket })._socket;
+    // The upgrade's own listener is gone once ws listens (it would make the listeners an array per connection).
+    expect(socket.listenerCount("error")).toBe(1);
+    const closed = new Promise<void>((resolve) => victim.onclose(() => resolve()));
+    socket.emit("error", Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
+    await closed;
+    await until(() => lifecycle.disconnected.some((entry) => entry.id === connection.connectionId), 2_000, "the connection to end");
+    // ws keeps a no-op listener after the first error: a second one must not throw either.
+    expect(() => socket.emit("error", new Error("again"))).not.toThrow();
+    await expectHealthy(server, before);
+  });
+
   it("survives a client that resets right after a negotiated upgrade, and forgets its token", async () => {
     const server = await startServer([AbuseHub]);
     const before = await observer(server);
