@@ -357,8 +357,8 @@ class DeferredGroupSend<C extends Recipient> implements DeferredSend {
       }
       // Several records are frozen: every member gets this very array, and a transport may reuse
       // the message it built from it (TransportConnection.write). A single record is left as it is:
-      // the one-message path is shared with arrays that are never frozen, and V8 would then see
-      // two kinds of array there (callgrind: +5 % instructions per delivery).
+      // a transport sends it on its one-record path, which has nothing to reuse, and that path
+      // keeps seeing only the plain arrays the connections' own queues hand it.
       records = cache[index] = taken.length > 1 ? Object.freeze(taken) : taken;
     }
     return records;
