@@ -3,17 +3,17 @@
  * servers run under callgrind, the counts come out in the results file, and every process is
  * gone afterwards. A file of its own, so it runs next to the other harness test, not after it.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { callgrindMissing } from "../src/instructions/callgrind.js";
 import { allGone, alive, runHarness } from "./harness-process.js";
 
 /** Instruction counts need valgrind (with callgrind_control); .ci/run installs it. */
-const valgrindMissing = ["valgrind", "callgrind_control"].find((program) => spawnSync(program, ["--version"]).error !== undefined);
+const valgrindMissing = callgrindMissing();
 const mustRun = process.env["CI"] === "true";
-if (valgrindMissing !== undefined && !mustRun) console.warn(`benchmarks: skipping the instruction-count harness test, ${valgrindMissing} is missing (apt-get install valgrind).`);
+if (valgrindMissing !== undefined && !mustRun) console.warn(`benchmarks: skipping the instruction-count harness test: ${valgrindMissing}.`);
 
 type Scenario = Record<string, unknown> & { name: string; system: string; protocol: string };
 

@@ -12,7 +12,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { spawnChild } from "../child-processes.js";
 import { runRounds, type Step } from "../e2e/driver.js";
 import type { ChildChannel } from "../ipc.js";
@@ -34,6 +34,7 @@ export function callgrindMissing(): string | undefined {
   return undefined;
 }
 
+/** Progress steps of a run: one per system and burst. */
 export function instructionSteps(profile: Profile): number {
   return SYSTEMS.length * profile.instructions.bursts.length;
 }
@@ -50,8 +51,8 @@ export function callgrindTotal(text: string): number {
  * files): thread 1 is the main thread, where the event loop runs.
  */
 export function readDump(base: string, dump: number): { main: number; all: number } {
-  const dir = join(base, "..");
-  const prefix = `${base.slice(dir.length + 1)}.${dump}-`;
+  const dir = dirname(base);
+  const prefix = `${basename(base)}.${dump}-`;
   let main: number | undefined;
   let all = 0;
   for (const file of readdirSync(dir)) {
