@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import { afterEach, describe, expect, it } from "vitest";
-import { Hub, type ConnectionHandle, type HubMessage, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
+import { Hub, type ConnectionHandle, type HubMessage, type HubMessageParser, type HubProtocol, type ParserLimits, type SerializedRecord, type TransferFormat, type TransportConnection } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { closeAll, connectClient, connectInProcess, RS, startServer, until, type TestServer } from "../../../test-support/harness.js";
@@ -280,5 +280,46 @@ describe("group sends deferred to the end of the turn, several protocols", () =>
     await turn();
     expect(written).toEqual({ json: 1, messagepack: 2 });
     expect(json!.transport.received).toEqual(["all"]);
+  });
+
+  it("members speaking three protocols, in any order, each get a burst in their own protocol, in one write", async () => {
+    /** JSON under another handshake name: a third protocol, whose records the walk takes from its cache by index. */
+    class OtherJson implements HubProtocol {
+      readonly #json = new JsonHubProtocol();
+      readonly name = "json-other";
+      readonly version = this.#json.version;
+      readonly transferFormat = this.#json.transferFormat;
+      writes = 0;
+      createParser(limits: ParserLimits): HubMessageParser {
+        return this.#json.createParser(limits);
+      }
+      write(message: HubMessage): Uint8Array {
+        if (message.type === 1) this.writes++;
+        return this.#json.write(message);
+      }
+    }
+    const other = new OtherJson();
+    const test = await startServer([RoomHub], { protocols: [new JsonHubProtocol(), new MessagePackHubProtocol(), other] });
+    // Joined in an order that mixes the protocols, so the walk meets each of them first and again.
+    const joined: { handle: ConnectionHandle; transport: RecordingTransport; protocol: string }[] = [];
+    for (const protocol of ["json-other", "messagepack", "json", "json-other", "json", "messagepack"]) {
+      const [connection] = await connectInProcess(test, "/room", 1, () => new RecordingTransport(), protocol);
+      joined.push({ ...connection!, protocol });
+    }
+    const context = test.server.hubContext(RoomHub);
+    for (const { handle } of joined) await context.groups.add(handle.connectionId, "room");
+    const before = joined.map(({ transport }) => transport.writes.length);
+    for (const text of ["a", "b", "c"]) void context.clients.group("room").send("M", text);
+    await turn();
+    expect(other.writes).toBe(3); // once per send, not per member
+    for (const [i, { transport, protocol }] of joined.entries()) {
+      expect(transport.writes.length - before[i]!, protocol).toBe(1);
+      const burst = transport.arrays.at(-1)!;
+      if (protocol === "messagepack") {
+        // Binary records: after the target (the one-character string "M", 0xa1 "M") comes the argument, a one-character string too.
+        const texts = burst.map((record) => Buffer.from(record.bytes).toString("latin1"));
+        expect(texts.map((text) => /\xa1(.)/.exec(text.slice(text.indexOf("\xa1M") + 2))?.[1]), protocol).toEqual(["a", "b", "c"]);
+      } else expect(transport.received, protocol).toEqual(["a", "b", "c"]);
+    }
   });
 });

@@ -120,7 +120,9 @@ export class WebSocketConnection extends WebSocket implements TransportConnectio
   }
 
   write(records: readonly SerializedRecord[], count: number, format: TransferFormat): void {
-    if (this.readyState !== WebSocket.OPEN) return;
+    // 1 is `WebSocket.OPEN` (fixed by the WebSocket standard): read through the import, it cost
+    // every write a load and its checks.
+    if (this.readyState !== 1) return;
     const binary = format === "binary";
     try {
       const raw = frameOf !== undefined ? (this as unknown as Internals)._socket : null;
