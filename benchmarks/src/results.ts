@@ -67,6 +67,8 @@ export interface ScenarioResult {
   readonly instructionsPerDelivery?: number;
   /** Instruction counts: the same over every thread of the server (V8's compiler and GC helpers too). */
   readonly allThreadsInstructionsPerDelivery?: number;
+  /** Instruction counts, Switchboard: the floor's loop on the same sockets of the same server, main thread. */
+  readonly floorLoopInstructionsPerDelivery?: number;
   readonly repetitions?: number;
 }
 

@@ -18,11 +18,11 @@ if (valgrindMissing !== undefined && !mustRun) console.warn(`benchmarks: skippin
 type Scenario = Record<string, unknown> & { name: string; system: string; protocol: string };
 
 describe("npm run bench -- --only instructions", () => {
-  it.skipIf(valgrindMissing !== undefined && !mustRun)("counts user-space instructions per delivery of both servers under callgrind, and leaves no process behind", async () => {
+  it.skipIf(valgrindMissing !== undefined && !mustRun)("counts user-space instructions per delivery of both servers, and of the floor's loop in Switchboard's server, under callgrind, and leaves no process behind", async () => {
     const dir = mkdtempSync(join(tmpdir(), "switchboard-bench-"));
     const pidFile = join(dir, "pids");
     try {
-      const outcome = await runHarness(["--tiny", "--only", "instructions", "--out", dir], { BENCH_PID_FILE: pidFile }, 170_000);
+      const outcome = await runHarness(["--tiny", "--only", "instructions", "--out", dir], { BENCH_PID_FILE: pidFile }, 280_000);
       expect(outcome.code, outcome.stderr).toBe(0);
       expect(outcome.stderr).not.toMatch(/\w*Error\b|Unhandled|\[bench (error|warn|client)\]/);
       expect(outcome.stdout).toContain("User-space instructions per delivery");
@@ -34,14 +34,19 @@ describe("npm run bench -- --only instructions", () => {
         expect(run["instructionsPerDelivery"], run.system).toBeGreaterThan(500);
         expect(run["allThreadsInstructionsPerDelivery"], run.system).toBeGreaterThanOrEqual(run["instructionsPerDelivery"] as number);
       }
+      // Switchboard's server also counts the floor's loop on its own sockets (the raw floor has nothing to compare with).
+      const [sb, raw] = ["switchboard", "raw-ws"].map((system) => results.scenarios.find((s) => s.system === system)!);
+      expect(sb!["floorLoopInstructionsPerDelivery"]).toBeGreaterThan(500);
+      expect(raw!["floorLoopInstructionsPerDelivery"]).toBeUndefined();
+      expect(outcome.stdout).toContain("floor's loop in SB's server");
       expect(results.notes.join("\n")).toContain("instructions: callgrind");
-      // Per system a server under valgrind and a client.
+      // Per counted server (Switchboard's send, the floor's loop in Switchboard's server, the floor) a server under valgrind and a client.
       const pids = readFileSync(pidFile, "utf8").trim().split("\n").map(Number);
-      expect(pids.length).toBe(4);
+      expect(pids.length).toBe(6);
       expect(await allGone(pids, 3_000)).toEqual([]);
     } finally {
       if (existsSync(pidFile)) for (const pid of readFileSync(pidFile, "utf8").trim().split("\n").map(Number)) if (alive(pid)) process.kill(pid, "SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 300_000);
 });

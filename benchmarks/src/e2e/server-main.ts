@@ -68,6 +68,8 @@ interface Way {
   rounds: number;
 }
 let paths: PathsMeasurement | undefined;
+/** Sends go through `sendFloor` (command `floor-loop`). */
+let throughFloor = false;
 
 function chargeTurn(to: Way, from: NodeJS.CpuUsage): void {
   // Queued after the send's own end-of-turn work (the flush or the floor's loop), so it runs after it.
@@ -95,13 +97,19 @@ serveCommands({
     let payload = payloads.get(payloadBytes);
     if (payload === undefined) payloads.set(payloadBytes, (payload = payloadOf(payloadBytes)));
     if (paths === undefined) {
-      server.send(group, burst, round, payload);
+      if (throughFloor) server.sendFloor!(group, burst, round, payload);
+      else server.send(group, burst, round, payload);
       return;
     }
     const from = process.cpuUsage();
     if (round % 2 === 0) server.send(group, burst, round, payload);
     else server.sendFloor!(group, burst, round, payload);
     chargeTurn(round % 2 === 0 ? paths.own : paths.floor, from);
+  },
+  /** While on, every send goes through the floor's loop on this server's sockets (the instruction counts' third figure). */
+  "floor-loop"({ on }: { on: boolean }) {
+    if (server.sendFloor === undefined) throw new Error(`${system} has no floor loop`);
+    throughFloor = on;
   },
   "paths-begin"() {
     if (server.sendFloor === undefined) throw new Error(`${system} has no floor loop to compare with`);

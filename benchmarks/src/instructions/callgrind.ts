@@ -1,7 +1,10 @@
 /**
  * `npm run bench -- --only instructions`: user-space instructions per delivery, counted by
  * valgrind's callgrind in the end-to-end server of Switchboard (JSON) and in the raw `ws` floor's,
- * over the same closed-loop group sends as the end-to-end scenarios.
+ * over the same closed-loop group sends as the end-to-end scenarios; and, in a third server, the
+ * floor's loop on Switchboard's own sockets, which separates what the send costs from what the
+ * process around it costs (Node's write path is shared by every socket of a process, and V8 makes
+ * it slower when it sees more kinds of sockets: the HTTP ones of negotiate here).
  *
  * CPU time on a shared 2-core VM moves by 5–15 % between two runs of the same build; an
  * instruction count does not depend on what else the machine is doing, so a difference of a few
@@ -19,7 +22,6 @@ import type { ChildChannel } from "../ipc.js";
 import type { Profile } from "../profiles.js";
 import { INSTRUCTIONS, type ScenarioResult, type SystemName } from "../results.js";
 
-const SYSTEMS: readonly SystemName[] = ["switchboard", "raw-ws"];
 const PAYLOAD_BYTES = 64;
 /** Node under callgrind starts 30–50 times slower than alone. */
 const READY_TIMEOUT_MS = 180_000;
@@ -34,9 +36,9 @@ export function callgrindMissing(): string | undefined {
   return undefined;
 }
 
-/** Progress steps of a run: one per system and burst. */
+/** Progress steps of a run: one per counted server. */
 export function instructionSteps(profile: Profile): number {
-  return SYSTEMS.length * profile.instructions.bursts.length;
+  return RUNS.length * profile.instructions.bursts.length;
 }
 
 /** The `summary:` (or, lacking it, `totals:`) event count of one callgrind output file. */
@@ -78,9 +80,27 @@ function control(pid: number, command: "--zero" | "--dump"): void {
   if (result.status !== 0) throw new Error(`callgrind_control ${command} ${pid} failed: ${(result.stderr || result.stdout || String(result.error)).trim()}`);
 }
 
-async function measure(system: SystemName, burst: number, profile: Profile, step: Step): Promise<ScenarioResult> {
+/**
+ * What a counted server runs: the system's own group send, or (Switchboard) the floor's loop on
+ * its own sockets, in a server of its own so that neither way's JIT state shapes the other's.
+ */
+type Way = "own send" | "floor loop";
+const RUNS: readonly { readonly system: SystemName; readonly way: Way }[] = [
+  { system: "switchboard", way: "own send" },
+  { system: "switchboard", way: "floor loop" },
+  { system: "raw-ws", way: "own send" },
+];
+
+/** Main-thread and all-thread instructions of the counted rounds, and how many rounds they were. */
+interface Counted {
+  readonly main: number;
+  readonly all: number;
+  readonly rounds: number;
+}
+
+async function count(system: SystemName, way: Way, burst: number, profile: Profile, step: Step): Promise<Counted> {
   const { members, warmupRounds, rounds } = profile.instructions;
-  const label = `instructions ${system}, group of ${members}, burst ${burst}`;
+  const label = `instructions ${system}${way === "floor loop" ? " (the floor's loop on its sockets)" : ""}, group of ${members}, burst ${burst}`;
   step.next(`${label}: starting the server under callgrind`);
   const dir = mkdtempSync(join(tmpdir(), "sb-callgrind-"));
   const base = join(dir, "server.out");
@@ -102,14 +122,28 @@ async function measure(system: SystemName, burst: number, profile: Profile, step
     const stats = await server.request<{ members: number }>("stats", { group: `m${members}` });
     if (stats.members !== members) throw new Error(`${label}: the group has ${stats.members} members, expected ${members}`);
     await client.request("arm", { deliveriesPerRound: members * burst });
+    if (way === "floor loop") await server.request("floor-loop", { on: true });
     step.update(`${label}: ${warmupRounds} rounds of warm-up (not counted)`);
     await runRounds(server, client, `m${members}`, burst, PAYLOAD_BYTES, Number.MAX_SAFE_INTEGER, warmupRounds);
     control(pid, "--zero");
     step.update(`${label}: ${rounds} rounds counted`);
     const done = await runRounds(server, client, `m${members}`, burst, PAYLOAD_BYTES, Number.MAX_SAFE_INTEGER, rounds);
     control(pid, "--dump");
-    const counted = readDump(base, 1);
-    const deliveries = done * members * burst;
+    return { ...readDump(base, 1), rounds: done };
+  } finally {
+    await client?.close();
+    await server?.close(CLOSE_GRACE_MS);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(burst: number, profile: Profile, step: Step): Promise<ScenarioResult[]> {
+  const { members } = profile.instructions;
+  const counted = new Map<string, Counted>();
+  for (const { system, way } of RUNS) counted.set(`${system} ${way}`, await count(system, way, burst, profile, step));
+  const perDelivery = (instructions: number, run: Counted): number => Math.round(instructions / (run.rounds * members * burst));
+  const result = (system: SystemName): ScenarioResult => {
+    const own = counted.get(`${system} own send`)!;
     return {
       name: INSTRUCTIONS,
       system,
@@ -117,15 +151,13 @@ async function measure(system: SystemName, burst: number, profile: Profile, step
       members,
       burst,
       payloadBytes: PAYLOAD_BYTES,
-      instructionsPerDelivery: Math.round(counted.main / deliveries),
-      allThreadsInstructionsPerDelivery: Math.round(counted.all / deliveries),
-      rounds: done,
+      instructionsPerDelivery: perDelivery(own.main, own),
+      allThreadsInstructionsPerDelivery: perDelivery(own.all, own),
+      rounds: own.rounds,
     };
-  } finally {
-    await client?.close();
-    await server?.close(CLOSE_GRACE_MS);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  };
+  const loop = counted.get("switchboard floor loop")!;
+  return [{ ...result("switchboard"), floorLoopInstructionsPerDelivery: perDelivery(loop.main, loop) }, result("raw-ws")];
 }
 
 /** Runs every system and burst, or skips with a note when valgrind is missing. */
@@ -136,7 +168,7 @@ export async function runInstructionCounts(profile: Profile, step: Step): Promis
     return { scenarios: [], notes: [`instructions: skipped: ${missing}`] };
   }
   const scenarios: ScenarioResult[] = [];
-  for (const burst of profile.instructions.bursts) for (const system of SYSTEMS) scenarios.push(await measure(system, burst, profile, step));
+  for (const burst of profile.instructions.bursts) scenarios.push(...(await measure(burst, profile, step)));
   const { warmupRounds, rounds } = profile.instructions;
   return { scenarios, notes: [`instructions: callgrind, ${rounds} rounds counted after ${warmupRounds} of warm-up, server pinned to core 0; user space only`] };
 }
