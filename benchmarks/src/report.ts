@@ -143,9 +143,10 @@ export function buildTables(scenarios: readonly ScenarioResult[]): Table[] {
       title: "User-space instructions per delivery, callgrind, main thread / all threads (fewer is better); the floor's loop run in Switchboard's server, main thread",
       header: ["scenario", "Switchboard", "raw ws", "SB/raw, main thread", "floor's loop in SB's server", "SB/that loop", "that loop/raw", "rounds counted"],
       rows: counted.map((sb) => {
-        const raw = floorOf(sb)?.instructionsPerDelivery;
+        const floor = floorOf(sb);
+        const raw = floor?.instructionsPerDelivery;
         const loop = sb.floorLoopInstructionsPerDelivery;
-        return [`${sb.protocol}, ${sb.members} members, burst ${sb.burst}`, both(sb), both(floorOf(sb)), ratio(sb.instructionsPerDelivery, raw), loop === undefined ? "—" : String(loop), ratio(sb.instructionsPerDelivery, loop), ratio(loop, raw), String(sb.rounds)];
+        return [`${sb.protocol}, ${sb.members} members, burst ${sb.burst}`, both(sb), both(floor), ratio(sb.instructionsPerDelivery, raw), loop === undefined ? "—" : String(loop), ratio(sb.instructionsPerDelivery, loop), ratio(loop, raw), String(sb.rounds)];
       }),
     });
   }

@@ -38,7 +38,7 @@ export function callgrindMissing(): string | undefined {
 
 /** Progress steps of a run: one per counted server. */
 export function instructionSteps(profile: Profile): number {
-  return RUNS.length * profile.instructions.bursts.length;
+  return SERVERS_PER_BURST * profile.instructions.bursts.length;
 }
 
 /** The `summary:` (or, lacking it, `totals:`) event count of one callgrind output file. */
@@ -85,11 +85,8 @@ function control(pid: number, command: "--zero" | "--dump"): void {
  * its own sockets, in a server of its own so that neither way's JIT state shapes the other's.
  */
 type Way = "own send" | "floor loop";
-const RUNS: readonly { readonly system: SystemName; readonly way: Way }[] = [
-  { system: "switchboard", way: "own send" },
-  { system: "switchboard", way: "floor loop" },
-  { system: "raw-ws", way: "own send" },
-];
+/** Counted servers per burst: Switchboard's send, the floor's loop in a Switchboard server, the floor. */
+const SERVERS_PER_BURST = 3;
 
 /** Main-thread and all-thread instructions of the counted rounds, and how many rounds they were. */
 interface Counted {
@@ -139,25 +136,22 @@ async function count(system: SystemName, way: Way, burst: number, profile: Profi
 
 async function measure(burst: number, profile: Profile, step: Step): Promise<ScenarioResult[]> {
   const { members } = profile.instructions;
-  const counted = new Map<string, Counted>();
-  for (const { system, way } of RUNS) counted.set(`${system} ${way}`, await count(system, way, burst, profile, step));
+  const switchboard = await count("switchboard", "own send", burst, profile, step);
+  const loop = await count("switchboard", "floor loop", burst, profile, step);
+  const raw = await count("raw-ws", "own send", burst, profile, step);
   const perDelivery = (instructions: number, run: Counted): number => Math.round(instructions / (run.rounds * members * burst));
-  const result = (system: SystemName): ScenarioResult => {
-    const own = counted.get(`${system} own send`)!;
-    return {
-      name: INSTRUCTIONS,
-      system,
-      protocol: "json",
-      members,
-      burst,
-      payloadBytes: PAYLOAD_BYTES,
-      instructionsPerDelivery: perDelivery(own.main, own),
-      allThreadsInstructionsPerDelivery: perDelivery(own.all, own),
-      rounds: own.rounds,
-    };
-  };
-  const loop = counted.get("switchboard floor loop")!;
-  return [{ ...result("switchboard"), floorLoopInstructionsPerDelivery: perDelivery(loop.main, loop) }, result("raw-ws")];
+  const result = (system: SystemName, own: Counted): ScenarioResult => ({
+    name: INSTRUCTIONS,
+    system,
+    protocol: "json",
+    members,
+    burst,
+    payloadBytes: PAYLOAD_BYTES,
+    instructionsPerDelivery: perDelivery(own.main, own),
+    allThreadsInstructionsPerDelivery: perDelivery(own.all, own),
+    rounds: own.rounds,
+  });
+  return [{ ...result("switchboard", switchboard), floorLoopInstructionsPerDelivery: perDelivery(loop.main, loop) }, result("raw-ws", raw)];
 }
 
 /** Runs every system and burst, or skips with a note when valgrind is missing. */
