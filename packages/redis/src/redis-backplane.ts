@@ -9,9 +9,10 @@ export interface RedisBackplaneOptions {
   /** Where Redis is. Default `redis://127.0.0.1:6379`. Ignored with `cluster`. */
   readonly url?: string;
   /**
-   * Redis Cluster: some of its nodes (`[{ host, port }]`), from which ioredis discovers the rest.
-   * Channels spread over the shards by name (sharded pub/sub on Redis 7); the group directory lives
-   * in one slot. `redis` then gives the options of each node's connection.
+   * Redis Cluster (7 or later): some of its nodes (`[{ host, port }]`), from which ioredis discovers
+   * the rest. Sharded pub/sub; every channel of one hub is in one slot (so one sender's sends keep
+   * their order), and hubs spread over the shards; the group directory lives in one slot. `redis`
+   * then gives the options of each node's connection.
    */
   readonly cluster?: readonly { readonly host: string; readonly port: number }[];
   /** More ioredis options (TLS, password, …), merged over the URL's. */
@@ -20,7 +21,9 @@ export interface RedisBackplaneOptions {
   readonly prefix?: string;
   /**
    * Sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+): `"auto"` uses it when the server has it, else
-   * classic PUBLISH/SUBSCRIBE. Default `"auto"`.
+   * classic PUBLISH/SUBSCRIBE. Default `"auto"`. A cluster needs it (`false` is refused there): on a
+   * cluster, classic PUBLISH goes to any node and reaches the others by different routes, so not
+   * even the sends to one connection would keep their order.
    */
   readonly sharded?: boolean | "auto";
   /** Largest message accepted from a channel; larger ones are dropped (logged). Default 1 MiB. */
@@ -93,6 +96,9 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     if (!Number.isFinite(this.#requestTimeout) || this.#requestTimeout <= 0) throw new OptionsError("Option 'requestTimeout' must be a positive number of milliseconds.");
     if (typeof this.#prefix !== "string" || this.#prefix.length === 0) throw new OptionsError("Option 'prefix' must be a non-empty string.");
     if (!Number.isSafeInteger(this.#maxMessageBytes) || this.#maxMessageBytes <= 0) throw new OptionsError("Option 'maxMessageBytes' must be a positive integer.");
+    if (options.cluster !== undefined && options.sharded === false) {
+      throw new OptionsError("Option 'sharded: false' cannot be used with 'cluster': classic pub/sub on a Redis Cluster does not keep sends in order. Leave 'sharded' out (Redis 7 or later), or use a standalone Redis ('url').");
+    }
   }
 
   async start(receiver: BackplaneReceiver): Promise<void> {
@@ -107,7 +113,7 @@ export class RedisBackplane implements Backplane, GroupDirectory {
       const nodes = cluster.map(({ host, port }) => ({ host, port }));
       const redisOptions: RedisOptions = { maxRetriesPerRequest: 1, ...this.#options.redis };
       this.#pub = new Cluster(nodes, { lazyConnect: true, enableOfflineQueue: false, redisOptions: { commandTimeout: this.#requestTimeout, ...redisOptions } });
-      this.#sub = new Cluster(nodes, { lazyConnect: true, shardedSubscribers: this.#options.sharded !== false, redisOptions });
+      this.#sub = new Cluster(nodes, { lazyConnect: true, shardedSubscribers: true, redisOptions });
     } else {
       const url = this.#options.url ?? "redis://127.0.0.1:6379";
       const base: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 1, ...this.#options.redis };
@@ -144,7 +150,12 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     await connected;
     if (this.#closed) return;
     const sharded = this.#options.sharded ?? "auto";
-    this.#sharded = sharded === "auto" ? await this.#supportsSharded() : sharded;
+    // A cluster that cannot be asked is taken to have it (a failed SSUBSCRIBE is logged); a standalone Redis falls back.
+    this.#sharded = sharded === "auto" ? ((await this.#supportsSharded()) ?? cluster !== undefined) : sharded;
+    if (cluster !== undefined && !this.#sharded) {
+      await this.close();
+      throw new BackplaneError("This Redis Cluster has no sharded pub/sub (SPUBLISH, Redis 7 or later): the backplane did not start. Upgrade the cluster, or use a standalone Redis ('url').");
+    }
     this.#lost = false;
     this.#logger.info({ sharded: this.#sharded }, "Backplane connected to Redis.");
     this.#started = true;
@@ -284,8 +295,13 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     return `${this.#prefix}:reply:${node.toString("hex")}`;
   }
 
+  /**
+   * On a cluster the hub is the channel's hash tag: its channels share one slot, so they travel over
+   * one connection to one shard and one sender's sends keep their order (channels on several shards
+   * arrive over several connections, in any order); different hubs spread over the shards.
+   */
   #channel(hub: string, scope: BackplaneScope, key: string): string {
-    return `${this.#prefix}:${hub}:${scope}:${key}`;
+    return this.#options.cluster === undefined ? `${this.#prefix}:${hub}:${scope}:${key}` : `${this.#prefix}:{${hub}}:${scope}:${key}`;
   }
 
   #command(action: "subscribe" | "unsubscribe", channel: string): void {
@@ -311,13 +327,13 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     else this.#logger.warn({ channels: this.#channels.size }, "Backplane reconnected to Redis; subscriptions restored.");
   }
 
-  async #supportsSharded(): Promise<boolean> {
+  /** Whether the server knows SPUBLISH (Redis 7 and later, unless renamed away), or undefined when it cannot be asked. */
+  async #supportsSharded(): Promise<boolean | undefined> {
     try {
-      const info = await this.#pub!.info("server");
-      const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0);
-      return major >= 7;
+      const [spublish] = (await this.#pub!.call("COMMAND", "INFO", "SPUBLISH")) as unknown[];
+      return Array.isArray(spublish);
     } catch {
-      return false;
+      return undefined;
     }
   }
 

@@ -6,7 +6,7 @@ import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { MessagePackHubProtocol } from "@switchboard/protocol-msgpack";
 import { RedisBackplane, RedisMembershipStore } from "../src/index.js";
 import { closeAll, connectClient, MemoryLogger, record, settle, startServer, until, type ClientProtocol, type TestServer } from "../../../test-support/harness.js";
-import { redisMissing, useTestRedis } from "./redis-server.js";
+import { hasShardedPubSub, redisMissing, sendAcrossTargets, useTestRedis } from "./redis-server.js";
 
 const mustRun = process.env.CI === "true";
 if (redisMissing !== undefined && !mustRun) console.warn(`packages/redis: skipping the Redis tests, ${redisMissing}.`);
@@ -187,7 +187,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
   });
 
   it("keeps one sender's order on the other server", async () => {
-    const { a1, b1, b2, inbox } = await farm(["json", "messagepack", "messagepack"]);
+    const { a, a1, b1, b2, inbox } = await farm(["json", "messagepack", "messagepack"]);
     for (const client of [a1, b1, b2]) await client.invoke("Join", "room");
     await subscribed();
     const sends = [];
@@ -197,6 +197,12 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     const expected = Array.from({ length: 300 }, (_, i) => String(i));
     expect(inbox.b1.map((m) => m[0])).toEqual(expected);
     expect(inbox.b2.map((m) => m[0])).toEqual(expected);
+    // Across targets too: a user, a connection, a group and everyone are four channels.
+    inbox.b2.length = 0;
+    const sent = await sendAcrossTargets(a.server.hubContext(FarmHub), { userId: "alice", connectionId: b2.connectionId!, group: "room" });
+    await until(() => inbox.b2.length >= sent.length);
+    await settle(100);
+    expect(inbox.b2.map((m) => m[0])).toEqual(sent);
   });
 
   it("subscribes to a group's channel only while the server has a local member", async () => {
@@ -259,7 +265,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     const raw = new Redis(redis().url);
     try {
       const channel = [...backplanes[0]!.channels].find((c) => c.endsWith(":group:room"))!;
-      const sharded = (await raw.info("server")).includes("redis_version:7");
+      const sharded = await hasShardedPubSub(raw);
       const publish = (data: Buffer) => (sharded ? raw.spublish(channel, data) : raw.publish(channel, data));
       await publish(Buffer.from("not switchboard"));
       await publish(Buffer.from([2, 1, 2, 3]));
@@ -343,7 +349,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     // Every channel of both servers is subscribed again (all, group, user, connection, replies).
     const raw = new Redis(redis().url);
     try {
-      const sharded = (await raw.info("server")).includes("redis_version:7");
+      const sharded = await hasShardedPubSub(raw);
       const live = new Set((await raw.call("PUBSUB", sharded ? "SHARDCHANNELS" : "CHANNELS")) as string[]);
       for (const backplane of backplanes) for (const channel of backplane.channels) expect(live.has(channel), channel).toBe(true);
       expect([...live].some((channel) => channel.endsWith(`:connection:${b1.connectionId}`))).toBe(true);
@@ -360,7 +366,7 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
     await subscribed();
     const raw = new Redis(redis().url);
     try {
-      const sharded = (await raw.info("server")).includes("redis_version:7");
+      const sharded = await hasShardedPubSub(raw);
       const classic = (await raw.call("PUBSUB", "CHANNELS")) as string[];
       const shard = (await raw.call("PUBSUB", sharded ? "SHARDCHANNELS" : "CHANNELS")) as string[];
       // The reply channels used to be subscribed classically too, before the mode was known.
@@ -500,4 +506,40 @@ describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on Redis", ()
       await store.close();
     }
   });
+});
+
+describe.skipIf(redisMissing !== undefined && !mustRun)("scale-out on a Redis without sharded pub/sub (older than 7)", () => {
+  // SPUBLISH renamed away: the backplane must find out and use classic PUBLISH/SUBSCRIBE.
+  const redis = useTestRedis(["--rename-command", "SPUBLISH", ""]);
+  afterEach(() => closeAll());
+
+  it("falls back to classic pub/sub: every target in one sender's order, and a group change on the other server", async () => {
+    const backplanes: RedisBackplane[] = [];
+    const logger = new MemoryLogger();
+    const servers: TestServer[] = [];
+    for (let i = 0; i < 2; i++) {
+      const backplane = new RedisBackplane({ url: redis().url, logger, requestTimeout: 1_000 });
+      backplanes.push(backplane);
+      servers.push(await startServer([FarmHub], { backplane, logger, userIdProvider: ({ request }) => request.query.get("user") ?? null }));
+    }
+    await Promise.all(servers.map((server) => server.server.ready));
+    expect(logger.entries.filter((entry) => entry.message === "Backplane connected to Redis.").map((entry) => entry.fields)).toEqual([{ sharded: false }, { sharded: false }]);
+    const [a, b] = servers as [TestServer, TestServer];
+    const b1 = await connectClient(b.url("/hubs/farm?user=bob"), "messagepack");
+    const inbox = record(b1, "m");
+    const context = a.server.hubContext(FarmHub);
+    await context.groups.add(b1.connectionId!, "room");
+    await Promise.all(backplanes.map((backplane) => backplane.subscribed()));
+    const sent = await sendAcrossTargets(context, { userId: "bob", connectionId: b1.connectionId!, group: "room" });
+    await until(() => inbox.length >= sent.length, 10_000, "every send on the other server");
+    await settle(100);
+    expect(inbox.map((m) => m[0])).toEqual(sent);
+    const raw = new Redis(redis().url, { maxRetriesPerRequest: 1 });
+    try {
+      expect(((await raw.call("PUBSUB", "CHANNELS")) as string[]).filter((channel) => channel.includes(":group:room"))).toHaveLength(1);
+      expect(await raw.call("PUBSUB", "SHARDCHANNELS")).toEqual([]);
+    } finally {
+      raw.disconnect();
+    }
+  }, 60_000);
 });

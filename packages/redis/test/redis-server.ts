@@ -1,9 +1,16 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { connect, createServer } from "node:net";
 import { afterAll, beforeAll } from "vitest";
+import type { HubContext } from "@switchboard/core";
+import type { Redis } from "ioredis";
 
 /** Why the Redis tests cannot run here, or undefined when `redis-server` is installed. */
 export const redisMissing: string | undefined = spawnSync("redis-server", ["--version"]).error !== undefined ? "redis-server is not installed" : undefined;
+
+const redisMajor = redisMissing === undefined ? Number(/v=(\d+)\./.exec(spawnSync("redis-server", ["--version"], { encoding: "utf8" }).stdout)?.[1] ?? 0) : undefined;
+
+/** Why a Redis Cluster backplane cannot be tested here (it needs Redis 7's sharded pub/sub), or undefined. */
+export const redisBefore7: string | undefined = redisMajor !== undefined && redisMajor < 7 ? `redis-server is version ${redisMajor}; a Redis Cluster backplane needs 7 or later` : undefined;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -32,14 +39,17 @@ async function accepting(port: number, timeout = 5_000): Promise<void> {
 /** A redis-server of the test's own on a free port, that the test can stop and start again. */
 export class TestRedis {
   readonly port: number;
+  readonly #args: readonly string[];
   #process: ChildProcess | undefined;
 
-  private constructor(port: number) {
+  private constructor(port: number, args: readonly string[]) {
     this.port = port;
+    this.#args = args;
   }
 
-  static async start(): Promise<TestRedis> {
-    const redis = new TestRedis(await freePort());
+  /** `args` go to redis-server at every (re)start. */
+  static async start(args: readonly string[] = []): Promise<TestRedis> {
+    const redis = new TestRedis(await freePort(), args);
     await redis.resume();
     return redis;
   }
@@ -50,7 +60,7 @@ export class TestRedis {
 
   /** Starts (again) on the same port. */
   async resume(): Promise<void> {
-    this.#process = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"], { stdio: "ignore" });
+    this.#process = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no", ...this.#args], { stdio: "ignore" });
     await accepting(this.port);
   }
 
@@ -84,7 +94,10 @@ async function clusterPort(taken: Set<number>): Promise<number> {
   }
 }
 
-/** A Redis Cluster of three masters (no replicas) of the test's own, in a temporary directory. */
+/**
+ * A Redis Cluster of the test's own, in a temporary directory: three masters (no replicas), or one
+ * master holding every slot (`masters: 1`); `args` go to every redis-server.
+ */
 export class TestRedisCluster {
   readonly ports: readonly number[];
   readonly #processes: ChildProcess[];
@@ -96,20 +109,25 @@ export class TestRedisCluster {
     this.#dir = dir;
   }
 
-  static async start(): Promise<TestRedisCluster> {
+  static async start(options: { readonly masters?: 1 | 3; readonly args?: readonly string[] } = {}): Promise<TestRedisCluster> {
     const { mkdtempSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");
     const { join } = await import("node:path");
     const dir = mkdtempSync(join(tmpdir(), "sb-redis-cluster-"));
     const taken = new Set<number>();
-    const ports = [await clusterPort(taken), await clusterPort(taken), await clusterPort(taken)];
+    const ports: number[] = [];
+    for (let i = 0; i < (options.masters ?? 3); i++) ports.push(await clusterPort(taken));
     const processes = ports.map((port) =>
-      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--protected-mode", "no"], { stdio: "ignore", cwd: dir }),
+      spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--save", "", "--appendonly", "no", "--protected-mode", "no", "--cluster-announce-ip", "127.0.0.1", ...(options.args ?? [])], { stdio: "ignore", cwd: dir }),
     );
     const cluster = new TestRedisCluster(ports, processes, dir);
     try {
       for (const port of ports) await accepting(port);
-      const create = spawnSync("redis-cli", ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
+      // redis-cli --cluster create wants three masters; one takes its slots itself.
+      const create =
+        ports.length === 1
+          ? spawnSync("redis-cli", ["-p", String(ports[0]), "cluster", "addslotsrange", "0", "16383"], { encoding: "utf8", timeout: 30_000 })
+          : spawnSync("redis-cli", ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8", timeout: 30_000 });
       if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
       const deadline = Date.now() + 15_000;
       for (;;) {
@@ -148,18 +166,35 @@ export class TestRedisCluster {
 
 /**
  * Starts a {@link TestRedis} before the enclosing `describe`'s tests and stops it after them (a
- * missing redis-server fails there under `CI=true`; elsewhere the describe is skipped first).
- * Returns a getter for the instance.
+ * missing redis-server fails there under `CI=true`; elsewhere the describe is skipped first), with
+ * `args` for redis-server. Returns a getter for the instance.
  */
-export function useTestRedis(): () => TestRedis {
+export function useTestRedis(args: readonly string[] = []): () => TestRedis {
   let redis: TestRedis | undefined;
   beforeAll(async () => {
     if (redisMissing !== undefined) throw new Error(`CI=true but ${redisMissing}`);
-    redis = await TestRedis.start();
+    redis = await TestRedis.start(args);
   });
   afterAll(() => redis?.stop());
   return () => {
     if (redis === undefined) throw new Error("the test Redis has not started");
     return redis;
   };
+}
+
+/**
+ * Sends `count` messages "m" from `context` without waiting for any, turn by turn to a user, a
+ * connection, a group and everyone (four channels), and returns their texts in the order sent.
+ */
+export async function sendAcrossTargets(context: HubContext, to: { readonly userId: string; readonly connectionId: string; readonly group: string }, count = 200): Promise<string[]> {
+  const targets = [() => context.clients.user(to.userId), () => context.clients.client(to.connectionId), () => context.clients.group(to.group), () => context.clients.all];
+  const sent = Array.from({ length: count }, (_, i) => `${i % targets.length}:${i}`);
+  await Promise.all(sent.map((text, i) => targets[i % targets.length]!().send("m", text)));
+  return sent;
+}
+
+/** Whether the Redis behind `raw` has sharded pub/sub (the backplane asks the same way). */
+export async function hasShardedPubSub(raw: Redis): Promise<boolean> {
+  const [spublish] = (await raw.call("COMMAND", "INFO", "SPUBLISH")) as unknown[];
+  return Array.isArray(spublish);
 }
