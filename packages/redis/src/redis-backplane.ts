@@ -81,7 +81,7 @@ export class RedisBackplane implements Backplane, GroupDirectory {
   #closed = false;
   #started = false;
   #lost = false;
-  /** The last subscription change sent to Redis (they run in order on one connection). */
+  /** Settles when every subscription change sent so far has (on a cluster they go over one connection per shard). */
   #lastChange: Promise<unknown> = Promise.resolve();
 
   constructor(options: RedisBackplaneOptions = {}) {
@@ -96,6 +96,9 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     if (!Number.isFinite(this.#requestTimeout) || this.#requestTimeout <= 0) throw new OptionsError("Option 'requestTimeout' must be a positive number of milliseconds.");
     if (typeof this.#prefix !== "string" || this.#prefix.length === 0) throw new OptionsError("Option 'prefix' must be a non-empty string.");
     if (!Number.isSafeInteger(this.#maxMessageBytes) || this.#maxMessageBytes <= 0) throw new OptionsError("Option 'maxMessageBytes' must be a positive integer.");
+    if (options.cluster !== undefined && /[{}]/.test(this.#prefix)) {
+      throw new OptionsError("Option 'prefix' cannot contain '{' or '}' with 'cluster': the backplane puts the hub (and the directory) in braces, as the hash tag that keeps their keys in one slot.");
+    }
     if (options.cluster !== undefined && options.sharded === false) {
       throw new OptionsError("Option 'sharded: false' cannot be used with 'cluster': classic pub/sub on a Redis Cluster does not keep sends in order. Leave 'sharded' out (Redis 7 or later), or use a standalone Redis ('url').");
     }
@@ -149,13 +152,15 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     );
     await connected;
     if (this.#closed) return;
-    const sharded = this.#options.sharded ?? "auto";
-    // A cluster that cannot be asked is taken to have it (a failed SSUBSCRIBE is logged); a standalone Redis falls back.
-    this.#sharded = sharded === "auto" ? ((await this.#supportsSharded()) ?? cluster !== undefined) : sharded;
-    if (cluster !== undefined && !this.#sharded) {
+    const supported = await this.#supportsSharded();
+    if (this.#closed) return;
+    if (cluster !== undefined && supported === false) {
       await this.close();
       throw new BackplaneError("This Redis Cluster has no sharded pub/sub (SPUBLISH, Redis 7 or later): the backplane did not start. Upgrade the cluster, or use a standalone Redis ('url').");
     }
+    // A cluster that cannot be asked is taken to have it (a failed SSUBSCRIBE is logged); a standalone Redis falls back.
+    const sharded = this.#options.sharded ?? "auto";
+    this.#sharded = sharded === "auto" ? (supported ?? cluster !== undefined) : sharded;
     this.#lost = false;
     this.#logger.info({ sharded: this.#sharded }, "Backplane connected to Redis.");
     this.#started = true;
@@ -308,7 +313,8 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     const sub = this.#sub;
     if (!this.#started || sub === undefined || sub.status !== "ready") return; // subscribed on (re)connect
     const run = this.#sharded ? (action === "subscribe" ? sub.ssubscribe(channel) : sub.sunsubscribe(channel)) : action === "subscribe" ? sub.subscribe(channel) : sub.unsubscribe(channel);
-    this.#lastChange = run.catch((error: unknown) => this.#logger.warn({ action, err: error }, "A backplane subscription change failed; it is retried when the connection to Redis is restored."));
+    const done = run.catch((error: unknown) => this.#logger.warn({ action, err: error }, "A backplane subscription change failed; it is retried when the connection to Redis is restored."));
+    this.#lastChange = Promise.all([this.#lastChange, done]);
   }
 
   #resubscribe(): void {
@@ -317,7 +323,8 @@ export class RedisBackplane implements Backplane, GroupDirectory {
     const channels = [...this.#channels];
     // On a cluster, sharded channels live on different shards: one SSUBSCRIBE each (pipelined).
     const run = !this.#sharded ? sub.subscribe(...channels) : sub instanceof Cluster ? Promise.all(channels.map((channel) => sub.ssubscribe(channel))) : sub.ssubscribe(...channels);
-    this.#lastChange = run.catch((error: unknown) => this.#logger.warn({ err: error }, "Restoring the backplane's subscriptions failed."));
+    const done = run.catch((error: unknown) => this.#logger.warn({ err: error }, "Restoring the backplane's subscriptions failed."));
+    this.#lastChange = Promise.all([this.#lastChange, done]);
   }
 
   #transition(lost: boolean): void {

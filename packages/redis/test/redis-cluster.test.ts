@@ -136,6 +136,9 @@ describe.skipIf(cliMissing !== undefined && !mustRun)("scale-out on Redis Cluste
   it("refuses classic pub/sub on a cluster: it would not keep even one connection's sends in order", () => {
     expect(() => new RedisBackplane({ cluster: cluster.nodes, sharded: false })).toThrow(OptionsError);
     expect(() => new RedisBackplane({ cluster: cluster.nodes, sharded: false })).toThrow(/'sharded: false' cannot be used with 'cluster'/);
+    // Braces in the prefix would change the hash tag that keeps a hub's channels in one slot.
+    for (const prefix of ["app{}", "{app}", "a}b"]) expect(() => new RedisBackplane({ cluster: cluster.nodes, prefix })).toThrow(/'prefix' cannot contain '\{' or '\}' with 'cluster'/);
+    expect(() => new RedisBackplane({ url: "redis://127.0.0.1:1", prefix: "{app}" })).not.toThrow();
   });
 
   it("does not start on a cluster that has no sharded pub/sub, says why, and still serves its own connections", async () => {
@@ -145,7 +148,12 @@ describe.skipIf(cliMissing !== undefined && !mustRun)("scale-out on Redis Cluste
       const logger = new MemoryLogger();
       const backplane = new RedisBackplane({ cluster: old.nodes, logger, requestTimeout: 2_000 });
       const server = await startServer([ShardedHub], { backplane, logger });
-      await expect(server.server.ready).rejects.toMatchObject({ code: "SB_ERR_BACKPLANE", message: expect.stringMatching(/no sharded pub\/sub \(SPUBLISH, Redis 7 or later\)/) });
+      const refused = { code: "SB_ERR_BACKPLANE", message: expect.stringMatching(/no sharded pub\/sub \(SPUBLISH, Redis 7 or later\)/) };
+      await expect(server.server.ready).rejects.toMatchObject(refused);
+      // Asking for sharded pub/sub does not make the cluster have it.
+      const insisting = new RedisBackplane({ cluster: old.nodes, sharded: true, logger: new MemoryLogger(), requestTimeout: 2_000 });
+      const started = insisting.start({ deliver: () => undefined, command: () => Promise.resolve(undefined), memberships: () => [] });
+      await expect(started.finally(() => insisting.close())).rejects.toMatchObject(refused);
       expect(logger.entries.some((entry) => entry.level === "error" && entry.message.includes("The backplane could not start"))).toBe(true);
       const client = await connectClient(server.url("/hubs/sharded"), "json");
       const inbox = record(client, "m");
