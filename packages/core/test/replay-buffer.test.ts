@@ -75,19 +75,78 @@ describe("ReplayBuffer", () => {
         buffer.push(r);
         model.push(r);
       }
+      // A group's burst: one shared array, of which the first `count` records were sent.
+      if (random(2) === 0) {
+        const burst = Object.freeze(Array.from({ length: 1 + random(12) }, () => record(1 + random(9))));
+        const count = 1 + random(burst.length);
+        buffer.pushBurst(burst, count, burst.slice(0, count).reduce((sum, r) => sum + r.bytes.length, 0));
+        model.push(...burst.slice(0, count));
+      }
       if (random(3) === 0) {
         const id = acked + random(model.length - acked + 1);
         expect(buffer.ack(id)).toBe(true);
         acked = Math.max(acked, id);
       }
       if (step % 97 === 0) {
-        expect(buffer.unacknowledged()).toEqual(model.slice(acked));
+        const held = buffer.unacknowledged();
+        expect(held.length).toBe(model.length - acked);
+        expect(held.every((r, i) => r === model[acked + i])).toBe(true); // the very records, in order
         expect(buffer.bytes).toBe(model.slice(acked).reduce((sum, r) => sum + r.bytes.length, 0));
       }
     }
     expect(buffer.ack(model.length)).toBe(true);
     expect([buffer.unacknowledged().length, buffer.bytes, buffer.acked]).toEqual([0, 0, model.length]);
     expect(buffer.ack(model.length + 1)).toBe(false);
+  });
+
+  it("keeps a burst as one entry, acknowledged whole or up to a record inside it", () => {
+    const buffer = new ReplayBuffer(1_000);
+    const burst = Object.freeze([record(10), record(20), record(30), record(40)]);
+    buffer.push(record(5));
+    buffer.pushBurst(burst, 3, 60); // the fourth record was not sent
+    buffer.push(record(7));
+    expect([buffer.sent, buffer.bytes, buffer.capacity]).toEqual([5, 72, 16]);
+    expect(buffer.unacknowledged()).toEqual([record(5), burst[0], burst[1], burst[2], record(7)]);
+    expect(buffer.unacknowledged()[1]).toBe(burst[0]);
+    expect(buffer.ack(2)).toBe(true); // into the burst
+    expect([buffer.bytes, buffer.unacknowledged()]).toEqual([57, [burst[1], burst[2], record(7)]]);
+    expect(buffer.ack(3)).toBe(true); // further into it
+    expect([buffer.bytes, buffer.unacknowledged()]).toEqual([37, [burst[2], record(7)]]);
+    expect(buffer.ack(3)).toBe(true); // a stale Ack changes nothing
+    expect(buffer.bytes).toBe(37);
+    expect(buffer.ack(5)).toBe(true); // past its end and the next record
+    expect([buffer.acked, buffer.bytes, buffer.unacknowledged()]).toEqual([5, 0, []]);
+    buffer.pushBurst(burst, 4, 100);
+    expect(buffer.ack(9)).toBe(true); // a whole burst at once
+    expect([buffer.acked, buffer.bytes, buffer.unacknowledged()]).toEqual([9, 0, []]);
+    expect(buffer.ack(10)).toBe(false);
+    // One slot per burst: sixteen bursts of four records fill the first ring, sixty-four records.
+    for (let i = 0; i < 16; i++) buffer.pushBurst(burst, 4, 100);
+    expect([buffer.capacity, buffer.unacknowledged().length]).toEqual([16, 64]);
+  });
+
+  it("keeps order when it grows while wrapped with a burst acknowledged in part at its head", () => {
+    const buffer = new ReplayBuffer(1e9);
+    const bursts = Array.from({ length: 20 }, (_, b) => Object.freeze([record(1 + b), record(2 + b), record(3 + b)]));
+    for (let b = 0; b < 10; b++) buffer.pushBurst(bursts[b]!, 3, 6 + 3 * b);
+    buffer.ack(3 * 6 + 2); // bursts 0 to 5 and two records of burst 6: its head is slot 6 of 16, two in
+    for (let b = 10; b < 20; b++) buffer.pushBurst(bursts[b]!, 3, 6 + 3 * b); // 14 entries, wrapped; then it grows
+    for (let b = 0; b < 4; b++) buffer.push(record(50 + b));
+    const expected = [bursts[6]![2]!, ...bursts.slice(7).flat()];
+    const held = buffer.unacknowledged();
+    expect(held.length).toBe(expected.length + 4);
+    expect(held.slice(0, expected.length).every((r, i) => r === expected[i])).toBe(true);
+    expect(buffer.capacity).toBe(32);
+    expect(buffer.bytes).toBe(held.reduce((sum, r) => sum + r.bytes.length, 0));
+  });
+
+  it("has room for records of a given size in all only when each of them would have found room", () => {
+    const buffer = new ReplayBuffer(100);
+    buffer.push(record(40));
+    expect(buffer.hasRoomFor(59)).toBe(true);
+    expect(buffer.hasRoomFor(60)).toBe(false); // 100 in all: left to the record-by-record rule
+    buffer.pushBurst([record(30), record(29)], 2, 59);
+    expect([buffer.hasRoom, buffer.hasRoomFor(1)]).toEqual([true, false]);
   });
 
   it("releases an empty ring at the second trim without pushes in between, and keeps a busy one", () => {

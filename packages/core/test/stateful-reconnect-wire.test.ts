@@ -4,10 +4,12 @@
  * clear refusal for the offender, nothing harmed for the connection or anyone else.
  */
 import "reflect-metadata";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Hub, LoggingModule, OptionsError, resolveOptions, type ServerOptions } from "@switchboard/core";
 import { JsonHubProtocol } from "@switchboard/protocol-json";
 import { closeAll, connectClient, negotiate, RawClient, RS, settle, startServer, until, type TestServer } from "../../../test-support/harness.js";
+// The class the server in this process uses (the built package's), to see which way a burst was kept.
+import { ReplayBuffer } from "../dist/connections/replay-buffer.js";
 
 const PATH = "/hubs/wire-stateful";
 const events: string[] = [];
@@ -196,6 +198,43 @@ describe("stateful reconnect: reattach on the wire", () => {
     expect(events.filter((event) => event.startsWith("disconnected"))).toEqual([]);
   });
 
+  it("replays a group's bursts from inside one, after an Ack that ends in its middle", async () => {
+    const kept = vi.spyOn(ReplayBuffer.prototype, "pushBurst");
+    const server = await startServer([WireHub]);
+    const { client, token, id } = await connectStateful(server);
+    client.sendText(`{"type":8,"sequenceId":1}${RS}`); // Hello acknowledged
+    const context = server.server.hubContext(WireHub);
+    await context.groups.add(id, "g");
+    // Two bursts: the sends of one turn to a group go out together, and are kept together.
+    for (const from of [0, 5]) {
+      for (let n = from; n < from + 5; n++) void context.clients.group("g").send("Down", n);
+      await until(() => invocations(client, "Down").length === from + 5, 5_000, `burst ${from}`);
+    }
+    // Each burst was kept as one entry: the group's array for all its members, not its records one by one.
+    expect(kept.mock.calls.map(([records, count]) => [records.length, count])).toEqual([
+      [5, 5],
+      [5, 5],
+    ]);
+    kept.mockRestore();
+    client.sendText(`{"type":8,"sequenceId":4}${RS}`); // Down 0, 1 and 2 acknowledged, 3 and 4 not
+    await settle(50);
+    await lose(server, client);
+    void context.clients.group("g").send("Down", 10); // sent while away
+
+    const back = await RawClient.open(socketUrl(server, token));
+    await until(() => invocations(back, "Down").length === 8, 5_000, "the replay");
+    expect(records(back)[0]).toEqual({ type: 9, sequenceId: 5 });
+    expect(invocations(back, "Down")).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    // Acknowledged past the bursts, nothing of them comes again.
+    back.sendText(`{"type":9,"sequenceId":1}${RS}{"type":8,"sequenceId":12}${RS}`);
+    await until(() => events.includes(`reconnected:${id}`), 5_000, "onReconnected");
+    await lose(server, back);
+    const again = await RawClient.open(socketUrl(server, token));
+    await until(() => records(again).length > 0, 5_000, "the Sequence");
+    await settle(50);
+    expect(records(again)).toEqual([{ type: 9, sequenceId: 13 }]);
+  });
+
   it("lets a reattach take over a transport the server still thinks is open, and runs the onReconnected modules around the hub", async () => {
     const server = await startServer([WireHub], {
       modules: [
@@ -284,6 +323,31 @@ describe("stateful reconnect: reattach on the wire", () => {
       await settle(10);
     }
     expect(invocations(client, "Down")).toEqual(Array.from({ length: 20 }, (_, n) => n));
+  });
+
+  it("keeps one burst whole and splits the next between the replay buffer and the queue; Acks inside the first release the rest in order", async () => {
+    const server = await startServer([WireHub], { statefulReconnectBufferSize: 300 });
+    const { client, id } = await connectStateful(server);
+    client.sendText(`{"type":8,"sequenceId":1}${RS}`); // Hello acknowledged
+    const context = server.server.hubContext(WireHub);
+    await context.groups.add(id, "g");
+    for (let n = 0; n < 3; n++) void context.clients.group("g").send("Down", n); // about 120 bytes: kept whole
+    await until(() => invocations(client, "Down").length === 3, 5_000, "the first burst");
+    for (let n = 3; n < 13; n++) void context.clients.group("g").send("Down", n); // about 400 more: split
+    await until(() => invocations(client, "Down").length > 3, 5_000, "part of the second burst");
+    await settle(100);
+    expect(invocations(client, "Down").length).toBeLessThan(13);
+    client.sendText(`{"type":8,"sequenceId":3}${RS}`); // Down 0 and 1: inside the first burst
+    let acked = 3;
+    while (invocations(client, "Down").length < 13) {
+      await settle(20);
+      const received = invocations(client, "Down").length + 1;
+      if (received > acked) {
+        acked = received;
+        client.sendText(`{"type":8,"sequenceId":${acked}}${RS}`);
+      }
+    }
+    expect(invocations(client, "Down")).toEqual(Array.from({ length: 13 }, (_, n) => n));
   });
 
   it.each(["client", "group"] as const)("still closes a connection whose waiting sends (to one %s) pass maxBufferedBytes while away", async (address) => {

@@ -694,7 +694,7 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * {@link enqueue} queues them. Fan-out calls it at the end of a turn for a deferred
    * group send, so a member is touched once, by one walk, as the raw floor touches a socket.
    */
-  deliverNow(records: readonly SerializedRecord[], count: number): void {
+  deliverNow(records: readonly SerializedRecord[], count: number, bytes: number): void {
     if (this.#state !== CONNECTED) return;
     if (this.#queued === 0 && (this.#flags & (BACKED_UP | STALLED | FLUSH_SCHEDULED | HELD)) === 0) {
       const transport = this.#transport;
@@ -706,21 +706,36 @@ export class HubConnection implements ConnectionHandle, Recipient {
           transport.write(records, count, this.#format);
           return;
         }
-        // Stateful: what a scheduled flush would do, now and without the outbox: into the replay
-        // buffer as far as it has room, written together; the rest is queued for the Acks, in order.
-        let moved = 0;
-        while (moved < count && replay.hasRoom) replay.push(records[moved++]!);
-        const detached = this.#detachedAt !== 0;
-        if (moved > 0 && !detached) this.#write(records, moved);
-        for (let i = moved; i < count; i++) {
-          this.#append(records[i]!);
-          this.#queuedBytes += records[i]!.bytes.length;
-        }
-        this.#mark(STALLED, moved < count || detached);
+        this.#deliverTracked(replay, records, count, bytes);
         return;
       }
     }
     for (let i = 0; i < count; i++) this.enqueue(records[i]!);
+  }
+
+  /**
+   * {@link deliverNow} with stateful reconnect (out of line: the plain path stays small enough for
+   * V8 to inline the transport's write into it): what a scheduled flush would do, now and without
+   * the outbox: into the replay buffer as far as it has room, written together; the rest is queued
+   * for the Acks, in order.
+   */
+  #deliverTracked(replay: ReplayBuffer, records: readonly SerializedRecord[], count: number, bytes: number): void {
+    const detached = this.#detachedAt !== 0;
+    if (replay.hasRoomFor(bytes)) {
+      // All of it: the burst's array is kept as one entry (it never changes), not record by record.
+      replay.pushBurst(records, count, bytes);
+      if (!detached) this.#write(records, count);
+      this.#mark(STALLED, detached);
+      return;
+    }
+    let moved = 0;
+    while (moved < count && replay.hasRoom) replay.push(records[moved++]!);
+    if (moved > 0 && !detached) this.#write(records, moved);
+    for (let i = moved; i < count; i++) {
+      this.#append(records[i]!);
+      this.#queuedBytes += records[i]!.bytes.length;
+    }
+    this.#mark(STALLED, moved < count || detached);
   }
 
   /** Adds `record` to the queue: the first in `#head`, from the second on all of them in `#outbox`. */

@@ -7,12 +7,16 @@ const MIN_SLOTS = 16;
  * records does not keep their slots; smaller rings are kept and reused.
  */
 const KEEP_SLOTS = 1024;
+const NO_SIZES = new Uint32Array(0);
+const NO_BYTES = new Float64Array(0);
 
 /**
  * Stateful reconnect bookkeeping of one connection (../shared/signalr-protocol.md §8.2): the
  * trackable records sent but not yet acknowledged by the client, the sequence counters of both
- * directions, and the times the reconnect window and the first-frame hold began. Records are kept by reference: a fan-out's record is shared by all its recipients
- * and is never copied per connection.
+ * directions, and the times the reconnect window and the first-frame hold began. Records are kept
+ * by reference: a fan-out's record is shared by all its recipients and is never copied per
+ * connection, and a group's burst (the one array every member gets) is kept as that array, one
+ * entry per member and burst rather than one per record.
  *
  * Ids are implicit and consecutive from 1 in each direction, so the oldest unacknowledged record
  * is always `acked + 1`.
@@ -20,14 +24,22 @@ const KEEP_SLOTS = 1024;
 export class ReplayBuffer {
   readonly #limit: number;
   /**
-   * Unacknowledged records, oldest first from `#head`, in a ring whose length is a power of two
-   * (empty until the first push). A ring, not an array grown by `push` and cut by the Acks: a
-   * connection that gets a burst every few milliseconds and an Ack every second would reallocate
-   * its array many times a second, and every one of those copies outlives a scavenge.
+   * Unacknowledged entries, oldest first from `#head`, in a ring whose length is a power of two
+   * (empty until the first push): a record, or a burst's array (`#sizes` tells which). A ring, not
+   * an array grown by `push` and cut by the Acks: a connection that gets a burst every few
+   * milliseconds and an Ack every second would reallocate its array many times a second, and every
+   * one of those copies outlives a scavenge.
    */
-  #slots: (SerializedRecord | undefined)[] = [];
+  #slots: (SerializedRecord | readonly SerializedRecord[] | undefined)[] = [];
+  /** Per slot: 0 for a record, else the number of records of the burst (its first ones). */
+  #sizes: Uint32Array = NO_SIZES;
+  /** Per slot: bytes of its records not yet acknowledged. Numbers, so storing one costs no write barrier. */
+  #slotBytes: Float64Array = NO_BYTES;
   #head = 0;
+  /** Entries in the ring. */
   #count = 0;
+  /** Records of the oldest entry (a burst) acknowledged already. */
+  #skip = 0;
   /** A record was pushed since the last {@link trim}. */
   #pushed = false;
   /** Bytes of the unacknowledged records. */
@@ -62,35 +74,75 @@ export class ReplayBuffer {
     return this.bytes < this.#limit;
   }
 
+  /** True when records of `bytes` in all may be sent at once: each of them would find room. */
+  hasRoomFor(bytes: number): boolean {
+    return this.bytes + bytes < this.#limit;
+  }
+
   /** Records one sent trackable message. */
   push(record: SerializedRecord): void {
-    let slots = this.#slots;
-    if (this.#count === slots.length) slots = this.#grow();
-    slots[(this.#head + this.#count++) & (slots.length - 1)] = record;
-    this.#pushed = true;
-    this.bytes += record.bytes.length;
+    const size = record.bytes.length;
+    this.#store(record, 0, size);
+    this.bytes += size;
     this.sent++;
+  }
+
+  /**
+   * Records `records[0, count)` (`count` ≥ 1), sent together, as one entry: `bytes` is their total
+   * length. The array is kept as it is, so it must not change afterwards (a group's burst never does).
+   */
+  pushBurst(records: readonly SerializedRecord[], count: number, bytes: number): void {
+    if (count < 1) return; // an entry of size 0 would read as one record
+    this.#store(records, count, bytes);
+    this.bytes += bytes;
+    this.sent += count;
+  }
+
+  #store(entry: SerializedRecord | readonly SerializedRecord[], size: number, bytes: number): void {
+    if (this.#count === this.#slots.length) this.#grow();
+    const slot = (this.#head + this.#count++) & (this.#slots.length - 1);
+    this.#slots[slot] = entry;
+    this.#sizes[slot] = size;
+    this.#slotBytes[slot] = bytes;
+    this.#pushed = true;
   }
 
   /** Drops the records up to and including `id`; false when `id` was never sent. */
   ack(id: number): boolean {
     if (id > this.sent) return false;
     const slots = this.#slots;
+    const sizes = this.#sizes;
+    const slotBytes = this.#slotBytes;
     const mask = slots.length - 1;
     let head = this.#head;
     while (this.acked < id) {
-      this.bytes -= slots[head]!.bytes.length;
-      slots[head] = undefined;
-      head = (head + 1) & mask;
-      this.#count--;
-      this.acked++;
+      const size = sizes[head]!;
+      const left = (size === 0 ? 1 : size) - this.#skip;
+      if (this.acked + left <= id) {
+        this.bytes -= slotBytes[head]!;
+        slots[head] = undefined;
+        head = (head + 1) & mask;
+        this.#count--;
+        this.#skip = 0;
+        this.acked += left;
+      } else {
+        // Part of a burst: the client acknowledged up to a record inside it.
+        const records = slots[head] as readonly SerializedRecord[];
+        const end = this.#skip + (id - this.acked);
+        let dropped = 0;
+        for (let i = this.#skip; i < end; i++) dropped += records[i]!.bytes.length;
+        slotBytes[head]! -= dropped;
+        this.bytes -= dropped;
+        this.#skip = end;
+        this.acked = id;
+      }
     }
     this.#head = head;
     if (this.#count === 0 && slots.length > KEEP_SLOTS) this.#release();
     return true;
   }
 
-  /** Slots the ring holds (its memory), whether or not records fill them. */
+  /** Slots the ring holds (its memory), whether or not entries fill them. */
   get capacity(): number {
     return this.#slots.length;
   }
@@ -108,25 +160,47 @@ export class ReplayBuffer {
   /** Gives the empty ring's memory back; the next push starts a new one. */
   #release(): void {
     this.#slots = [];
+    this.#sizes = NO_SIZES;
+    this.#slotBytes = NO_BYTES;
     this.#head = 0;
   }
 
   /** The unacknowledged records, oldest first, for a replay. */
   unacknowledged(): SerializedRecord[] {
     const slots = this.#slots;
-    const records = new Array<SerializedRecord>(this.#count);
-    for (let i = 0; i < this.#count; i++) records[i] = slots[(this.#head + i) & (slots.length - 1)]!;
+    const mask = slots.length - 1;
+    const records = new Array<SerializedRecord>(this.sent - this.acked);
+    let n = 0;
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#head + i) & mask;
+      const size = this.#sizes[slot]!;
+      if (size === 0) {
+        records[n++] = slots[slot] as SerializedRecord;
+        continue;
+      }
+      const burst = slots[slot] as readonly SerializedRecord[];
+      for (let j = i === 0 ? this.#skip : 0; j < size; j++) records[n++] = burst[j]!;
+    }
     return records;
   }
 
-  /** Twice the slots (at least {@link MIN_SLOTS}), the records moved to the front in order. */
-  #grow(): (SerializedRecord | undefined)[] {
+  /** Twice the slots (at least {@link MIN_SLOTS}), the entries moved to the front in order. */
+  #grow(): void {
     const old = this.#slots;
-    const slots = new Array<SerializedRecord | undefined>(Math.max(MIN_SLOTS, old.length * 2)).fill(undefined);
-    for (let i = 0; i < this.#count; i++) slots[i] = old[(this.#head + i) & (old.length - 1)];
+    const length = Math.max(MIN_SLOTS, old.length * 2);
+    const slots = new Array<SerializedRecord | readonly SerializedRecord[] | undefined>(length).fill(undefined);
+    const sizes = new Uint32Array(length);
+    const slotBytes = new Float64Array(length);
+    for (let i = 0; i < this.#count; i++) {
+      const from = (this.#head + i) & (old.length - 1);
+      slots[i] = old[from];
+      sizes[i] = this.#sizes[from]!;
+      slotBytes[i] = this.#slotBytes[from]!;
+    }
     this.#slots = slots;
+    this.#sizes = sizes;
+    this.#slotBytes = slotBytes;
     this.#head = 0;
-    return slots;
   }
 
   /**

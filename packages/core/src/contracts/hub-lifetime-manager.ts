@@ -24,8 +24,10 @@ export interface Recipient {
   /**
    * Sends records `[0, count)`, in order, as one transport message now if nothing else waits for
    * this connection; otherwise queues them as `enqueue` would. Called at the end of a turn.
+   * `bytes` is the records' total length (counted once per burst, not per member). The array does
+   * not change afterwards: a connection may keep it (stateful reconnect does, until the Ack).
    */
-  deliverNow(records: readonly SerializedRecord[], count: number): void;
+  deliverNow(records: readonly SerializedRecord[], count: number, bytes: number): void;
 }
 
 /**

@@ -299,6 +299,8 @@ class DeferredGroupSend<C extends Recipient> implements DeferredSend {
   #closed = false;
   /** Records per protocol index, taken at first need. */
   #records: (readonly SerializedRecord[] | undefined)[] | undefined;
+  /** Their total length per protocol index, counted with them. */
+  #bytes: number[] | undefined;
 
   constructor(members: ReadonlyGroupMembers<C>, excluded: readonly string[] | undefined, source: RecordSource, sendStamp: number) {
     this.#members = members;
@@ -338,31 +340,57 @@ class DeferredGroupSend<C extends Recipient> implements DeferredSend {
     // A comparison's result: V8 then knows it is a boolean and tests it in one instruction per
     // member instead of converting a parameter of unknown type each time.
     const now = alone === true;
-    // The first two protocols' records are kept in locals: most groups speak one or two protocols,
-    // and a member then costs no lookup in the cache.
+    // The first two protocols' records and their lengths are kept in locals: most groups speak one
+    // or two protocols, and a member then costs no lookup in the cache.
     let first: readonly SerializedRecord[] | undefined;
     let second: readonly SerializedRecord[] | undefined;
+    let firstBytes = 0;
+    let secondBytes = 0;
     for (const member of this.#members) {
       if (member.sendStamp >= stamp) continue;
       if (excluded !== undefined && (skip !== undefined ? skip.has(member.connectionId) : excluded.includes(member.connectionId))) continue;
       const index = member.protocolIndex;
-      const records = index === 0 ? (first ??= this.#recordsFor(0)) : index === 1 ? (second ??= this.#recordsFor(1)) : this.#recordsFor(index);
+      let records: readonly SerializedRecord[];
+      let bytes: number;
+      if (index === 0) {
+        if (first === undefined) {
+          first = this.#recordsFor(0);
+          firstBytes = this.#bytes![0]!;
+        }
+        records = first;
+        bytes = firstBytes;
+      } else if (index === 1) {
+        if (second === undefined) {
+          second = this.#recordsFor(1);
+          secondBytes = this.#bytes![1]!;
+        }
+        records = second;
+        bytes = secondBytes;
+      } else {
+        records = this.#recordsFor(index);
+        bytes = this.#bytes![index]!;
+      }
       const count = records.length;
       if (count === 0) continue;
-      if (now) member.deliverNow(records, count);
+      if (now) member.deliverNow(records, count, bytes);
       else for (let i = 0; i < count; i++) member.enqueue(records[i]!);
     }
   }
 
+  /** The records for protocol `index` (and, in `#bytes`, their total length). */
   #recordsFor(index: number): readonly SerializedRecord[] {
     const cache = (this.#records ??= []);
     let records = cache[index];
     if (records === undefined) {
       const taken: SerializedRecord[] = [];
+      let bytes = 0;
       for (const source of this.#sources) {
         const record = source.recordFor(index);
-        if (record !== null) taken.push(record);
+        if (record === null) continue;
+        taken.push(record);
+        bytes += record.bytes.length;
       }
+      (this.#bytes ??= [])[index] = bytes;
       // Several records are frozen: every member gets this very array, and a transport may reuse
       // the message it built from it (TransportConnection.write). A single record is left as it is:
       // a transport sends it on its one-record path, which has nothing to reuse, and that path
