@@ -340,39 +340,18 @@ class DeferredGroupSend<C extends Recipient> implements DeferredSend {
     // A comparison's result: V8 then knows it is a boolean and tests it in one instruction per
     // member instead of converting a parameter of unknown type each time.
     const now = alone === true;
-    // The first two protocols' records and their lengths are kept in locals: most groups speak one
-    // or two protocols, and a member then costs no lookup in the cache.
+    // The first two protocols' records are kept in locals: most groups speak one or two protocols,
+    // and a member then costs no lookup in the cache.
     let first: readonly SerializedRecord[] | undefined;
     let second: readonly SerializedRecord[] | undefined;
-    let firstBytes = 0;
-    let secondBytes = 0;
     for (const member of this.#members) {
       if (member.sendStamp >= stamp) continue;
       if (excluded !== undefined && (skip !== undefined ? skip.has(member.connectionId) : excluded.includes(member.connectionId))) continue;
       const index = member.protocolIndex;
-      let records: readonly SerializedRecord[];
-      let bytes: number;
-      if (index === 0) {
-        if (first === undefined) {
-          first = this.#recordsFor(0);
-          firstBytes = this.#bytes![0]!;
-        }
-        records = first;
-        bytes = firstBytes;
-      } else if (index === 1) {
-        if (second === undefined) {
-          second = this.#recordsFor(1);
-          secondBytes = this.#bytes![1]!;
-        }
-        records = second;
-        bytes = secondBytes;
-      } else {
-        records = this.#recordsFor(index);
-        bytes = this.#bytes![index]!;
-      }
+      const records = index === 0 ? (first ??= this.#recordsFor(0)) : index === 1 ? (second ??= this.#recordsFor(1)) : this.#recordsFor(index);
       const count = records.length;
       if (count === 0) continue;
-      if (now) member.deliverNow(records, count, bytes);
+      if (now) member.deliverNow(records, count, this.#bytes![index]!);
       else for (let i = 0; i < count; i++) member.enqueue(records[i]!);
     }
   }
