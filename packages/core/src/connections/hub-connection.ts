@@ -717,25 +717,24 @@ export class HubConnection implements ConnectionHandle, Recipient {
    * {@link deliverNow} with stateful reconnect (out of line: the plain path stays small enough for
    * V8 to inline the transport's write into it): what a scheduled flush would do, now and without
    * the outbox: into the replay buffer as far as it has room, written together; the rest is queued
-   * for the Acks, in order.
+   * for the Acks, in order. Never reached while the transport is lost: losing it sets STALLED, and
+   * every later change of that flag keeps it while `#detachedAt` is set.
    */
   #deliverTracked(replay: ReplayBuffer, records: readonly SerializedRecord[], count: number, bytes: number): void {
-    const detached = this.#detachedAt !== 0;
     if (replay.hasRoomFor(bytes)) {
       // All of it: the burst's array is kept as one entry (it never changes), not record by record.
       replay.pushBurst(records, count, bytes);
-      if (!detached) this.#write(records, count);
-      this.#mark(STALLED, detached);
+      this.#write(records, count);
       return;
     }
     let moved = 0;
     while (moved < count && replay.hasRoom) replay.push(records[moved++]!);
-    if (moved > 0 && !detached) this.#write(records, moved);
+    if (moved > 0) this.#write(records, moved);
     for (let i = moved; i < count; i++) {
       this.#append(records[i]!);
       this.#queuedBytes += records[i]!.bytes.length;
     }
-    this.#mark(STALLED, moved < count || detached);
+    this.#mark(STALLED, moved < count);
   }
 
   /** Adds `record` to the queue: the first in `#head`, from the second on all of them in `#outbox`. */
